@@ -1,0 +1,244 @@
+"""The per-image labelling chain: bytes in, pseudo-label out, never an exception.
+
+decode -> detect -> pose -> contour -> aligned crop -> hull -> teacher ->
+residual -> components -> resize to the output crop size.
+
+Labels are computed on a ``work_size`` crop (large enough for the teacher and
+the morphology) and then resized to ``crop_size`` (the training size). Every
+failure becomes a :class:`~labelgen.status.Status` code with a message.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from labelgen.stages.components import label_occlusions, min_blob_area
+from labelgen.stages.contour import ContourConfig, project_face_contour
+from labelgen.stages.crop import CropTransform, aligned_crop_transform, crop_image, resize_image, resize_labels
+from labelgen.stages.decode import decode_image
+from labelgen.stages.detect import CenterFaceDetector, select_primary_face
+from labelgen.stages.hull import fill_convex_hull
+from labelgen.stages.pose import PoseEstimator
+from labelgen.stages.residual import MorphologyConfig, occlusion_residual
+from labelgen.stages.teacher import Teacher, load_teacher
+from labelgen.status import StageError, Status
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """Everything that decides the labels; stored in the Zarr store's attributes.
+
+    Attributes:
+        crop_size: side of the stored face crops and label maps (paper: 128).
+        work_size: side of the crop the labels are computed on.
+        crop_scale: crop side as a multiple of the face height (2.2 frames faces
+            like LFW-funneled images).
+        min_image_side: images with a shorter side are ``too_small``.
+        min_face_side: faces whose detection box is shorter are ``too_small``.
+        detect_max_side: images are downscaled to this longest side for detection.
+        detect_threshold: CenterFace confidence threshold.
+        min_blob_fraction: occlusion blobs under this fraction of the face region are dropped.
+        teacher: ``classical``, ``hull`` or a model path.
+    """
+
+    crop_size: int = 128
+    work_size: int = 256
+    crop_scale: float = 2.2
+    min_image_side: int = 32
+    min_face_side: int = 24
+    detect_max_side: int = 640
+    detect_threshold: float = 0.5
+    min_blob_fraction: float = 0.01
+    teacher: str = "classical"
+    contour: ContourConfig = field(default_factory=ContourConfig)
+    morphology: MorphologyConfig = field(default_factory=MorphologyConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ChainConfig":
+        values = dict(values)
+        values["contour"] = ContourConfig(**values.get("contour", {}))
+        morphology = dict(values.get("morphology", {}))
+        if "erode_size" in morphology:
+            morphology["erode_size"] = tuple(morphology["erode_size"])
+        values["morphology"] = MorphologyConfig(**morphology)
+        return cls(**values)
+
+
+@dataclass
+class LabelResult:
+    """What the chain made of one image. Arrays are ``None`` unless ``status`` is OK
+    (geometry fields are filled as far as the chain got)."""
+
+    key: str
+    status: Status = Status.PENDING
+    message: str = ""
+    image: np.ndarray | None = None  # (S, S, 3) uint8 aligned face crop
+    label: np.ndarray | None = None  # (S, S) uint8: 0 background, 1 face, >=2 occlusion blobs
+    image_shape: tuple[int, int] = (0, 0)
+    faces_seen: int = 0
+    box: np.ndarray | None = None  # (4,) x0, y0, x1, y1 in original pixels
+    score: float = float("nan")
+    rotation: np.ndarray | None = None  # (3, 3)
+    translation: np.ndarray | None = None  # (3,)
+    camera: np.ndarray | None = None  # (3, 3)
+    pose_method: str = ""
+    contour: np.ndarray | None = None  # (64, 2) original pixels
+    crop: CropTransform | None = None  # original pixels -> the S x S crop
+    blobs: int = 0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+    @property
+    def ok(self) -> bool:
+        return self.status == Status.OK
+
+    def to_record(self) -> dict:
+        """JSON-ready summary (no pixel arrays)."""
+        def listed(array):
+            return None if array is None else np.asarray(array, np.float64).round(4).tolist()
+        record = {
+            "key": self.key, "status": self.status.label, "status_code": int(self.status),
+            "message": self.message, "image_shape": list(self.image_shape), "faces_seen": self.faces_seen,
+            "box": listed(self.box), "score": None if np.isnan(self.score) else round(float(self.score), 4),
+            "pose": None, "contour": listed(self.contour),
+            "crop_matrix": None if self.crop is None else listed(self.crop.matrix),
+            "occlusion_blobs": self.blobs,
+            "timings_ms": {k: round(v * 1000, 2) for k, v in self.timings.items()},
+        }
+        if self.rotation is not None:
+            import cv2
+
+            record["pose"] = {"rotation": listed(self.rotation), "rodrigues": listed(cv2.Rodrigues(self.rotation)[0].ravel()),
+                              "translation": listed(self.translation), "camera": listed(self.camera),
+                              "method": self.pose_method}
+        return record
+
+
+class LabelChain:
+    """Holds the models (loaded once) and labels images one at a time.
+
+    Example:
+        >>> with LabelChain() as chain:  # doctest: +SKIP
+        ...     result = chain.label_bytes(open("face.jpg", "rb").read(), key="face.jpg")
+        ...     result.status, result.label.shape
+    """
+
+    def __init__(self, config: ChainConfig = ChainConfig(), teacher: Teacher | None = None):
+        self.config = config
+        self.detector = CenterFaceDetector(max_side=config.detect_max_side, threshold=config.detect_threshold)
+        self.pose_estimator = PoseEstimator()
+        self.teacher = teacher if teacher is not None else load_teacher(config.teacher)
+
+    def close(self) -> None:
+        self.pose_estimator.close()
+
+    def __enter__(self) -> "LabelChain":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def label_bytes(self, data: bytes, key: str = "") -> LabelResult:
+        """Label encoded image bytes. Never raises: failures become status codes."""
+        result = LabelResult(key=key)
+        try:
+            with _timed(result, "decode"):
+                rgb = decode_image(data)
+            self._label(rgb, result)
+        except StageError as error:
+            result.status, result.message = error.status, error.message
+        except Exception as error:  # a bug or a model crash must not end a million-image job
+            result.status = Status.INTERNAL_ERROR
+            result.message = f"{type(error).__name__}: {error} | {_where(error)}"
+        return result
+
+    def label_image(self, rgb: np.ndarray, key: str = "") -> LabelResult:
+        """Label an already decoded ``uint8`` RGB image. Never raises."""
+        result = LabelResult(key=key)
+        try:
+            self._label(rgb, result)
+        except StageError as error:
+            result.status, result.message = error.status, error.message
+        except Exception as error:
+            result.status = Status.INTERNAL_ERROR
+            result.message = f"{type(error).__name__}: {error} | {_where(error)}"
+        return result
+
+    def _label(self, rgb: np.ndarray, result: LabelResult) -> None:
+        config = self.config
+        result.image_shape = tuple(rgb.shape[:2])
+        if min(rgb.shape[:2]) < config.min_image_side:
+            raise StageError(Status.TOO_SMALL, f"image of {rgb.shape[1]}x{rgb.shape[0]} is below "
+                             f"the minimum side of {config.min_image_side} px")
+        with _timed(result, "detect"):
+            detections = self.detector(rgb)
+        result.faces_seen = len(detections)
+        if len(detections) == 0:
+            raise StageError(Status.NO_FACE, "no face detected")
+        primary = select_primary_face(detections, rgb.shape)
+        result.box, result.score = detections.boxes[primary], float(detections.scores[primary])
+        x0, y0, x1, y1 = result.box
+        if min(x1 - x0, y1 - y0) < config.min_face_side:
+            raise StageError(Status.TOO_SMALL, f"face of {x1 - x0:.0f}x{y1 - y0:.0f} px is below "
+                             f"the minimum side of {config.min_face_side} px")
+
+        with _timed(result, "pose"):
+            pose = self.pose_estimator(rgb, result.box)
+        result.rotation, result.translation, result.camera = pose.rotation, pose.translation, pose.camera
+        result.pose_method = pose.method
+
+        with _timed(result, "contour"):
+            result.contour = project_face_contour(pose.rotation, pose.translation, pose.camera, config.contour)
+        with _timed(result, "crop"):
+            work = aligned_crop_transform(result.contour, config.work_size, config.crop_scale)
+            work_image = crop_image(rgb, work)
+        with _timed(result, "hull"):
+            hull = fill_convex_hull(work.apply(result.contour), work_image.shape)
+        if hull.sum() < 64:
+            raise StageError(Status.POSE_FAILED, "projected face region is (almost) empty")
+        with _timed(result, "teacher"):
+            try:
+                visible = np.asarray(self.teacher(work_image, hull), bool)
+            except StageError:
+                raise
+            except Exception as error:
+                raise StageError(Status.TEACHER_FAILED, f"teacher {self.teacher.name}: "
+                                 f"{type(error).__name__}: {error}") from error
+            if visible.shape != hull.shape:
+                raise StageError(Status.TEACHER_FAILED, f"teacher returned a {visible.shape} mask "
+                                 f"for a {hull.shape} crop")
+        with _timed(result, "residual"):
+            face_height = config.work_size / config.crop_scale
+            residual = occlusion_residual(hull, visible, face_height, config.morphology)
+        with _timed(result, "components"):
+            labels = label_occlusions(hull, residual, min_blob_area(int(hull.sum()), config.min_blob_fraction))
+        with _timed(result, "resize"):
+            result.label = resize_labels(labels, config.crop_size)
+            result.image = resize_image(work_image, config.crop_size)
+            result.crop = work.resized(config.crop_size)
+        result.blobs = int(max(0, int(labels.max()) - 1))
+        result.status = Status.OK
+
+
+class _timed:
+    """Context manager adding the elapsed seconds of a stage to ``result.timings``."""
+
+    def __init__(self, result: LabelResult, stage: str):
+        self.result, self.stage = result, stage
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.result.timings[self.stage] = self.result.timings.get(self.stage, 0.0) + time.perf_counter() - self.start
+
+
+def _where(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    return " <- ".join(f"{frame.name}:{frame.lineno}" for frame in reversed(frames[-3:]))

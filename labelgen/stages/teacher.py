@@ -1,0 +1,187 @@
+"""Teachers: ``visible_face = teacher(image_crop, hull_mask)``.
+
+A teacher looks at an aligned face crop (``uint8`` RGB, ``(S, S, 3)``) and the
+face region (boolean ``(S, S)`` hull) and returns a boolean mask of the face
+pixels it can see. Whatever of the hull it does not see becomes the
+occlusion residual. Shipped teachers:
+
+- ``hull``: sees the whole hull (no occlusions); the "no teacher" baseline.
+- ``classical`` (default, no weights): a per-face skin-colour model learned
+  from the cheeks and nose, refined with GrabCut inside the hull. Known
+  failure modes: a hand or skin-coloured occluder reads as face; eyes,
+  brows, open mouths and beards can read as occlusion (holes under 3% of the
+  hull are filled to limit that); harsh side light splits the face; if the
+  cheeks and nose are themselves covered, the colour model is learned from
+  the occluder.
+- a TorchScript (``.pt``/``.ts``) or ONNX (``.onnx``) segmentation model,
+  given by path. Convention: input ``float32 (1, 3, H, W)``, RGB scaled to
+  ``[-1, 1]``, ``H = W = input_size`` (default 128: the crop is resized);
+  output logits ``(1, K, H, W)``; the visible face is ``argmax == face_class``
+  (default 1, as in FaceOccNet: 0 background, 1 face, 2 occlusion/hair).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from labelgen.status import StageError, Status
+
+
+class Teacher(Protocol):
+    name: str
+
+    def __call__(self, image_crop: np.ndarray, hull_mask: np.ndarray) -> np.ndarray: ...
+
+
+class HullTeacher:
+    """Sees the whole face region: labels with no occlusions at all."""
+
+    name = "hull"
+
+    def __call__(self, image_crop: np.ndarray, hull_mask: np.ndarray) -> np.ndarray:
+        return hull_mask.copy()
+
+
+def inner_face_region(hull_mask: np.ndarray) -> np.ndarray:
+    """Cheeks and nose of an upright face crop: the hull's central band below the eyes."""
+    rows, cols = np.nonzero(hull_mask)
+    region = np.zeros_like(hull_mask)
+    if len(rows) == 0:
+        return region
+    top, height = rows.min(), np.ptp(rows) + 1
+    left, width = cols.min(), np.ptp(cols) + 1
+    region[top + int(0.50 * height):top + int(0.72 * height),
+           left + int(0.28 * width):left + int(0.72 * width)] = True
+    return region & hull_mask
+
+
+def fill_small_holes(mask: np.ndarray, max_area: int) -> np.ndarray:
+    """Fill holes of ``mask`` (background areas not touching the border) up to ``max_area`` pixels."""
+    count, holes, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), connectivity=4)
+    height, width = mask.shape
+    x, y, w, h, area = (stats[:, i] for i in range(5))
+    enclosed = (x > 0) & (y > 0) & (x + w < width) & (y + h < height) & (area <= max_area)
+    enclosed[0] = False
+    return mask | enclosed[holes]
+
+
+class ClassicalTeacher:
+    """Skin-colour model from the inner face, refined with GrabCut inside the hull.
+
+    Args:
+        work_size: side the crop is resampled to for GrabCut (speed).
+        iterations: GrabCut iterations.
+        skin_distance: Mahalanobis distance (in CrCb) below which a hull pixel
+            starts as probable face.
+        max_hole_fraction: holes up to this fraction of the hull are filled.
+    """
+
+    name = "classical"
+
+    def __init__(self, work_size: int = 128, iterations: int = 2, skin_distance: float = 3.0,
+                 max_hole_fraction: float = 0.03):
+        self.work_size = work_size
+        self.iterations = iterations
+        self.skin_distance = skin_distance
+        self.max_hole_fraction = max_hole_fraction
+
+    def skin_likelihood(self, image: np.ndarray, seed: np.ndarray) -> np.ndarray:
+        """Mahalanobis distance of every pixel's (Cr, Cb) to the seed's robust colour model."""
+        crcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)[:, :, 1:].reshape(-1, 2).astype(np.float64)
+        samples = crcb[seed.ravel()]
+        centre = np.median(samples, axis=0)
+        # Keep the closer 80% of the seed, so a stray occluder pixel does not widen the model.
+        spread = np.linalg.norm(samples - centre, axis=1)
+        core = samples[spread <= np.quantile(spread, 0.8)]
+        covariance = np.cov(core.T) + np.eye(2) * 4.0  # floor: JPEG chroma is quantised
+        diff = crcb - centre
+        distance = np.sqrt(np.einsum("ni,ij,nj->n", diff, np.linalg.inv(covariance), diff))
+        return distance.reshape(image.shape[:2])
+
+    def __call__(self, image_crop: np.ndarray, hull_mask: np.ndarray) -> np.ndarray:
+        size = image_crop.shape[0]
+        image = cv2.resize(image_crop, (self.work_size, self.work_size), interpolation=cv2.INTER_AREA)
+        hull = cv2.resize(hull_mask.astype(np.uint8), (self.work_size,) * 2,
+                          interpolation=cv2.INTER_NEAREST).astype(bool)
+        seed = inner_face_region(hull)
+        if seed.sum() < 16:
+            raise StageError(Status.TEACHER_FAILED, "face region too small for the skin model")
+        skin = self.skin_likelihood(image, seed) < self.skin_distance
+
+        mask = np.full(hull.shape, cv2.GC_BGD, np.uint8)
+        mask[hull] = np.where(skin[hull], cv2.GC_PR_FGD, cv2.GC_PR_BGD)
+        mask[seed & skin] = cv2.GC_FGD
+        if (mask == cv2.GC_PR_BGD).any() and (mask == cv2.GC_BGD).any():
+            bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+            cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), mask, None, bgd, fgd,
+                        self.iterations, cv2.GC_INIT_WITH_MASK)
+        visible = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)) & hull
+        visible = fill_small_holes(visible, int(self.max_hole_fraction * hull.sum()))
+        visible = cv2.resize(visible.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
+        return visible.astype(bool) & hull_mask
+
+
+def to_network_input(image_crop: np.ndarray, input_size: int) -> np.ndarray:
+    """``(1, 3, input_size, input_size)`` float32 RGB in ``[-1, 1]``: the model-teacher convention."""
+    image = cv2.resize(image_crop, (input_size, input_size), interpolation=cv2.INTER_AREA)
+    return (image.astype(np.float32).transpose(2, 0, 1)[None] / 127.5) - 1.0
+
+
+class ModelTeacher:
+    """A segmentation network as teacher: TorchScript (``.pt``, ``.ts``) or ONNX (``.onnx``).
+
+    Args:
+        path: the model file.
+        input_size: side of the square network input.
+        face_class: output channel that means "visible face".
+    """
+
+    def __init__(self, path: str | Path, input_size: int = 128, face_class: int = 1):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"teacher model not found: {self.path}")
+        self.name = self.path.name
+        self.input_size = input_size
+        self.face_class = face_class
+        if self.path.suffix == ".onnx":
+            self._net = cv2.dnn.readNetFromONNX(str(self.path))
+            self._run = self._run_onnx
+        else:
+            import torch
+
+            self._module = torch.jit.load(str(self.path), map_location="cpu").eval()
+            self._run = self._run_torchscript
+
+    def _run_onnx(self, batch: np.ndarray) -> np.ndarray:
+        self._net.setInput(batch)
+        return self._net.forward()
+
+    def _run_torchscript(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self._module(torch.from_numpy(batch)).numpy()
+
+    def __call__(self, image_crop: np.ndarray, hull_mask: np.ndarray) -> np.ndarray:
+        logits = self._run(to_network_input(image_crop, self.input_size))
+        if logits.ndim != 4 or logits.shape[0] != 1 or logits.shape[1] <= self.face_class:
+            raise StageError(Status.TEACHER_FAILED, f"teacher output has shape {logits.shape}, "
+                             f"expected (1, K>{self.face_class}, H, W)")
+        face = (logits[0].argmax(axis=0) == self.face_class).astype(np.uint8)
+        size = image_crop.shape[0]
+        face = cv2.resize(face, (size, size), interpolation=cv2.INTER_NEAREST)
+        return face.astype(bool) & hull_mask
+
+
+def load_teacher(spec: str = "classical") -> Teacher:
+    """``"classical"``, ``"hull"``, or a path to a TorchScript/ONNX model file."""
+    if spec == "classical":
+        return ClassicalTeacher()
+    if spec == "hull":
+        return HullTeacher()
+    if Path(spec).suffix in (".onnx", ".pt", ".ts", ".pth") or Path(spec).exists():
+        return ModelTeacher(spec)
+    raise ValueError(f"unknown teacher {spec!r}: use 'classical', 'hull' or a path to a .onnx/.pt model")
