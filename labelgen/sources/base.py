@@ -23,9 +23,9 @@ from __future__ import annotations
 import abc
 import importlib
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
 
 # Reader modules by source name. Importing a module registers its reader
 # (see ``register_source``); nothing is imported until the name is opened.
@@ -38,7 +38,7 @@ _MODULES: dict[str, str] = {
     "sample": "labelgen.sources.sample",
     "vggface2": "labelgen.sources.vggface2",
 }
-_REGISTRY: dict[str, type["Source"]] = {}
+_REGISTRY: dict[str, type[Source]] = {}
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,12 @@ class Source(abc.ABC):
 
     @abc.abstractmethod
     def scan(self) -> Iterator[Entry]:
-        """Yield every image of the corpus once, in a deterministic order."""
+        """Yield every image of the corpus once, lazily, in a deterministic order.
+
+        Trees are walked in sorted order (relative paths sorted by their
+        components); container files in sorted file order, then in the
+        order their records appear.
+        """
 
     def read(self, locator: str) -> bytes:
         """Return the raw encoded bytes of the image at ``locator``.
@@ -192,7 +197,7 @@ def source_class(name: str) -> type[Source]:
             if error.name != module:  # a dependency of the reader is missing: not our call
                 raise
             raise SourceError(f"source '{name}' is declared but its module {module} "
-                              f"is not installed") from error
+                              f"cannot be found") from error
     if name not in _REGISTRY:
         raise SourceError(f"unknown source '{name}'; available: {', '.join(available_sources())}")
     return _REGISTRY[name]
@@ -236,8 +241,10 @@ def sorted_listing(directory: Path) -> list[os.DirEntry]:
     """Entries of one directory sorted by name, hidden ones left out.
 
     Names are compared as code points, not by locale, so the order is the
-    same on every machine. Hidden entries (``.DS_Store``, macOS ``._x.jpg``
-    resource forks, ``.git``) are never corpus images. Only one directory's
+    same on every machine; walking a tree with it yields relative paths
+    sorted by their components (``a/b.jpg`` before ``a.jpg``). Hidden
+    entries (``.DS_Store``, macOS ``._x.jpg`` resource forks, ``.git``) are
+    never corpus images. Only one directory's
     listing is held at a time.
     """
     with os.scandir(directory) as listing:

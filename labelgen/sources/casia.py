@@ -6,7 +6,7 @@ the released archive; anything else under the root is ignored.
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from labelgen.sources.base import Entry, Source, register_source, walk_identity_folders
 

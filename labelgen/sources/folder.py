@@ -10,8 +10,8 @@ folders in sorted order (images directly under the root stay ``-1``).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from labelgen.sources.base import Entry, Source, register_source, sorted_listing
 

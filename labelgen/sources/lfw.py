@@ -15,8 +15,8 @@ name, which is why the flat layout needs a first pass over the names.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from labelgen.sources.base import Entry, Source, register_source, sorted_listing, walk_identity_folders
 

@@ -20,11 +20,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from labelgen.sources.base import (Entry, Source, SourceError, format_span, read_span, register_source,
-                                   sorted_listing)
+from labelgen.sources.base import (
+    Entry,
+    Source,
+    SourceError,
+    format_span,
+    read_span,
+    register_source,
+    sorted_listing,
+)
 
 _SUFFIX = ".tsv"
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from labelgen.sources.base import Entry, Source, SourceError, register_source, walk_identity_folders
 
@@ -79,8 +79,8 @@ class VGGFace2Source(Source):
             :meth:`landmarks`.
 
     Example:
-        >>> source = VGGFace2Source("/data/vggface2/train",
-        ...                         bbox_csv="/data/vggface2/bb_landmark/loose_bb_train.csv")  # doctest: +SKIP
+        >>> source = VGGFace2Source(  # doctest: +SKIP
+        ...     "/data/vggface2/train", bbox_csv="/data/vggface2/bb_landmark/loose_bb_train.csv")
         >>> next(source.scan())  # doctest: +SKIP
         Entry(key='n000002/0001_01.jpg', identity=2, locator='n000002/0001_01.jpg',
               hint=(161, 140, 385, 464))
