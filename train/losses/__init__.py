@@ -1,0 +1,61 @@
+"""Losses: structure via consensus and a pixel-wise cross-entropy baseline.
+
+Both modules share one call interface: ``loss(logits, label_map)`` for the
+pseudo-label store, or ``loss(logits, blob_ids, blob_class)`` for explicit blobs.
+"""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+from train.losses.blobs import (
+    blob_ids_from_label_map,
+    blobs_from_class_map,
+    blobs_from_class_maps,
+    class_map_from_blobs,
+    class_map_from_label_map,
+)
+from train.losses.ce import CrossEntropyLoss, cross_entropy_loss
+from train.losses.consensus import (
+    ConsensusLoss,
+    consensus_loss,
+    consensus_loss_from_label_map,
+    consensus_loss_reference,
+)
+
+_LOSSES = {"consensus": ConsensusLoss, "ce": CrossEntropyLoss}
+
+
+def create_loss(name: str, **kw) -> nn.Module:
+    """Builds a loss module by name.
+
+    Args:
+        name: ``"consensus"`` or ``"ce"``.
+        **kw: Constructor arguments (e.g. ``alpha``, ``beta``, ``mode`` for consensus).
+
+    Returns:
+        The loss module.
+
+    Raises:
+        KeyError: For an unknown name.
+    """
+    key = name.lower()
+    if key not in _LOSSES:
+        raise KeyError(f"unknown loss {name!r}; available: {', '.join(sorted(_LOSSES))}")
+    return _LOSSES[key](**kw)
+
+
+__all__ = [
+    "ConsensusLoss",
+    "CrossEntropyLoss",
+    "blob_ids_from_label_map",
+    "blobs_from_class_map",
+    "blobs_from_class_maps",
+    "class_map_from_blobs",
+    "class_map_from_label_map",
+    "consensus_loss",
+    "consensus_loss_from_label_map",
+    "consensus_loss_reference",
+    "create_loss",
+    "cross_entropy_loss",
+]

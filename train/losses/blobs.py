@@ -1,0 +1,186 @@
+"""Blob conventions shared by the losses.
+
+A *blob* is a set of pixels that must agree on one class (a connected occlusion,
+the face region, the background, ...). The losses take blobs in one format:
+
+* ``blob_ids``: integer tensor N x H x W of **per-image** blob ids in
+  ``[0, B)``; pixels with a negative id (or ``ignore_index``) belong to no blob.
+* ``blob_class``: integer tensor N x B (one row per image, padded with -1) or
+  B (shared by every image) giving the class of each blob id; a negative class
+  drops the blob.
+
+Two sources produce that format:
+
+* The pseudo-label store's label map: 0 = background, 1 = face, and every id
+  >= 2 one occlusion blob, so the label map *is* the blob id map and a blob's
+  class is ``min(id, 2)`` (:func:`blob_ids_from_label_map`).
+* Part-labelled data such as LFW Part Labels, where blobs are the connected
+  components of each class (:func:`blobs_from_class_map`).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import scipy.ndimage as ndi
+import torch
+
+OCCLUSION_CLASS = 2  # class of every store id >= 2
+
+
+def _as_long_maps(label_map: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Returns ``label_map`` as an int64 N x H x W tensor (accepts H x W and N x 1 x H x W)."""
+    x = torch.as_tensor(label_map)
+    if x.ndim == 2:
+        x = x.unsqueeze(0)
+    elif x.ndim == 4 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.ndim != 3:
+        raise ValueError(f"expected an H x W, N x H x W or N x 1 x H x W map, got shape {tuple(x.shape)}")
+    return x.long()
+
+
+def class_map_from_label_map(label_map: torch.Tensor | np.ndarray, ignore_index: int = -1) -> torch.Tensor:
+    """Per-pixel classes of a store label map: ``min(id, 2)``; negative ids -> ``ignore_index``.
+
+    Args:
+        label_map: Store label map, H x W, N x H x W or N x 1 x H x W.
+        ignore_index: Class written for ignored (negative) pixels.
+
+    Returns:
+        int64 N x H x W class map.
+    """
+    ids = _as_long_maps(label_map)
+    cls = ids.clamp(max=OCCLUSION_CLASS)
+    return torch.where(ids < 0, torch.full_like(cls, ignore_index), cls)
+
+
+def blob_ids_from_label_map(label_map: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blobs of a store label map.
+
+    The store's ids are already per-image blob ids: 0 (all background pixels of
+    the image) and 1 (all face pixels) are one blob each, and each occlusion has
+    its own id >= 2. Negative values mark ignored pixels.
+
+    Args:
+        label_map: Store label map, H x W, N x H x W or N x 1 x H x W, any integer dtype.
+
+    Returns:
+        ``(blob_ids, blob_class)``: int64 N x H x W (negatives mapped to -1) and
+        the shared int64 table ``min(arange(B), 2)`` with ``B = max id + 1``.
+    """
+    ids = _as_long_maps(label_map)
+    ids = ids.clamp(min=-1)
+    num_ids = int(ids.max().item()) + 1 if ids.numel() else 0
+    table = torch.arange(max(num_ids, 1), device=ids.device).clamp(max=OCCLUSION_CLASS)
+    return ids, table
+
+
+def _structure(connectivity: int) -> np.ndarray:
+    if connectivity == 8:
+        return np.ones((3, 3), dtype=bool)
+    if connectivity == 4:
+        return ndi.generate_binary_structure(2, 1)
+    raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
+
+
+def blobs_from_class_map(
+    class_map: np.ndarray | torch.Tensor, connectivity: int = 8, ignore_index: int = -1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Blobs of a part-labelled image: the connected components of each class.
+
+    Every class, background included, is split into its connected components so
+    that e.g. two separate hair regions must each agree internally but not with
+    each other.
+
+    Args:
+        class_map: H x W integer class map (numpy or CPU tensor).
+        connectivity: 8 (diagonal neighbours connect) or 4.
+        ignore_index: Pixels with this value, or any negative value, get blob id -1.
+
+    Returns:
+        ``(blob_ids, blob_class)``: int64 H x W ids in ``[0, B)`` (-1 where
+        ignored), numbered class by class in increasing class order, and the int64
+        B-vector of their classes.
+    """
+    cm = np.asarray(torch.as_tensor(class_map).cpu()).astype(np.int64)
+    if cm.ndim != 2:
+        raise ValueError(f"expected an H x W class map, got shape {cm.shape}")
+    structure = _structure(connectivity)
+    blob_ids = np.full(cm.shape, -1, dtype=np.int64)
+    classes: list[np.ndarray] = []
+    next_id = 0
+    ignored = (cm < 0) | (cm == ignore_index)
+    for c in np.unique(cm[~ignored]):
+        comp, count = ndi.label(cm == c, structure=structure)
+        inside = comp > 0
+        blob_ids[inside] = comp[inside] - 1 + next_id
+        classes.append(np.full(count, c, dtype=np.int64))
+        next_id += count
+    blob_class = np.concatenate(classes) if classes else np.zeros(0, dtype=np.int64)
+    return blob_ids, blob_class
+
+
+def blobs_from_class_maps(
+    class_maps: Sequence[np.ndarray] | np.ndarray | torch.Tensor, connectivity: int = 8, ignore_index: int = -1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batched :func:`blobs_from_class_map` producing the losses' input format.
+
+    Args:
+        class_maps: N x H x W class maps (array, tensor or sequence of H x W maps).
+        connectivity: 8 or 4.
+        ignore_index: Ignored class value (negatives are always ignored).
+
+    Returns:
+        ``(blob_ids, blob_class)``: int64 N x H x W tensor and int64 N x B tensor,
+        rows padded with -1 to the largest blob count B of the batch.
+    """
+    per_image = [blobs_from_class_map(cm, connectivity, ignore_index) for cm in class_maps]
+    num_blobs = max((len(cls) for _, cls in per_image), default=0)
+    table = np.full((len(per_image), max(num_blobs, 1)), -1, dtype=np.int64)
+    for row, (_, cls) in zip(table, per_image):
+        row[: len(cls)] = cls
+    ids = np.stack([ids for ids, _ in per_image]) if per_image else np.zeros((0, 0, 0), np.int64)
+    return torch.from_numpy(ids), torch.from_numpy(table)
+
+
+def class_map_from_blobs(
+    blob_ids: torch.Tensor, blob_class: torch.Tensor, ignore_index: int = -1
+) -> torch.Tensor:
+    """Per-pixel classes from blob ids and their class table.
+
+    Args:
+        blob_ids: N x H x W per-image blob ids (negative = no blob).
+        blob_class: N x B or B class table (negative = dropped blob).
+        ignore_index: Class written where the pixel has no blob or a dropped blob.
+
+    Returns:
+        int64 N x H x W class map.
+
+    Raises:
+        ValueError: If an id has no entry in the class table.
+    """
+    ids = _as_long_maps(blob_ids)
+    table = _expand_table(blob_class, ids.shape[0]).to(ids.device)
+    flat = ids.reshape(ids.shape[0], -1)
+    _check_ids(flat[flat >= 0], table)
+    cls = torch.gather(table, 1, flat.clamp(0, table.shape[1] - 1))
+    cls = torch.where((flat < 0) | (cls < 0), torch.full_like(cls, ignore_index), cls)
+    return cls.reshape(ids.shape)
+
+
+def _expand_table(blob_class: torch.Tensor | np.ndarray, n: int) -> torch.Tensor:
+    """Returns the class table as int64 N x B (broadcasting a shared B-vector)."""
+    table = torch.as_tensor(blob_class).long()
+    if table.ndim == 1:
+        return table.unsqueeze(0).expand(n, -1)
+    if table.ndim != 2 or table.shape[0] != n:
+        raise ValueError(f"blob_class must be B or N x B with N={n}, got shape {tuple(table.shape)}")
+    return table
+
+
+def _check_ids(ids: torch.Tensor, table: torch.Tensor) -> None:
+    """Raises ValueError if any (non-ignored) id is past the end of the class table."""
+    if ids.numel() and int(ids.max()) >= table.shape[1]:
+        raise ValueError(f"blob id {int(ids.max())} has no entry in a blob_class table of size {table.shape[1]}")
