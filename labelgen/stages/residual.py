@@ -27,7 +27,8 @@ class MorphologyConfig:
 
 
 def _odd(length: float) -> int:
-    return max(1, int(round(length)) | 1)  # odd sizes keep the kernel centred
+    """``length`` rounded to an odd integer (odd sizes keep the kernel centred): 3.5 -> 3, 14 -> 15."""
+    return 2 * int(max(length, 0) // 2) + 1
 
 
 def scaled_kernels(face_height: float, config: MorphologyConfig = MorphologyConfig()):

@@ -81,7 +81,7 @@ class ClassicalTeacher:
 
     name = "classical"
 
-    def __init__(self, work_size: int = 128, iterations: int = 2, skin_distance: float = 3.0,
+    def __init__(self, work_size: int = 96, iterations: int = 1, skin_distance: float = 3.0,
                  max_hole_fraction: float = 0.03):
         self.work_size = work_size
         self.iterations = iterations

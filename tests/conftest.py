@@ -1,0 +1,48 @@
+"""Shared fixtures: the real models (loaded once per session) and the data paths."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+LFW_PARTS = PROJECT_ROOT.parent / "shared" / "data" / "lfw_parts"
+
+
+@pytest.fixture(scope="session")
+def lfw_root() -> Path:
+    if not (LFW_PARTS / "splits" / "test.txt").is_file():
+        raise FileNotFoundError(f"LFW Part Labels expected at {LFW_PARTS} (../shared/data/lfw_parts)")
+    return LFW_PARTS
+
+
+@pytest.fixture(scope="session")
+def detector():
+    from labelgen.stages.detect import CenterFaceDetector
+
+    return CenterFaceDetector()
+
+
+@pytest.fixture(scope="session")
+def pose_estimator():
+    from labelgen.stages.pose import PoseEstimator
+
+    estimator = PoseEstimator()
+    yield estimator
+    estimator.close()
+
+
+@pytest.fixture(scope="session")
+def chain():
+    from labelgen.chain import LabelChain
+
+    with LabelChain() as label_chain:
+        yield label_chain
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    from labelgen.sample import sample_image
+
+    return sample_image("astronaut/original.jpg")

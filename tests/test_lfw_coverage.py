@@ -1,0 +1,55 @@
+"""Detection and face-region coverage on real LFW Part Labels test faces."""
+import cv2
+import numpy as np
+import pytest
+
+from labelgen.coverage import CHIN_LANDMARK, hull_coverage
+from labelgen.stages.contour import project_face_contour
+from labelgen.stages.decode import decode_image
+from labelgen.stages.detect import select_primary_face
+from labelgen.stages.hull import fill_convex_hull
+
+
+def coverage_on(stems, lfw_root, detector, pose_estimator):
+    detected, recalls, precisions = 0, [], []
+    for stem in stems:
+        image = decode_image((lfw_root / "images" / f"{stem}.jpg").read_bytes())
+        truth = cv2.imread(str(lfw_root / "labels" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE)
+        faces = detector(image)
+        if len(faces) == 0:
+            continue
+        detected += 1
+        pose = pose_estimator(image, faces.boxes[select_primary_face(faces, image.shape)])
+        hull = fill_convex_hull(project_face_contour(pose.rotation, pose.translation, pose.camera), image.shape)
+        score = hull_coverage(hull, truth, pose.landmarks[CHIN_LANDMARK, 1])
+        recalls.append(score.recall)
+        precisions.append(score.precision)
+    return detected / len(stems), float(np.mean(recalls)), float(np.mean(precisions))
+
+
+def test_fixed_subset_of_the_test_split(lfw_root, detector, pose_estimator):
+    stems = (lfw_root / "splits" / "test.txt").read_text().split()[::6]  # 155 faces
+    rate, recall, precision = coverage_on(stems, lfw_root, detector, pose_estimator)
+    assert rate >= 0.99
+    assert recall >= 0.85
+    assert precision >= 0.97
+
+
+@pytest.mark.slow
+def test_whole_test_split(lfw_root, detector, pose_estimator):
+    stems = (lfw_root / "splits" / "test.txt").read_text().split()
+    assert len(stems) == 927
+    rate, recall, precision = coverage_on(stems, lfw_root, detector, pose_estimator)
+    assert rate >= 0.99 and recall >= 0.85 and precision >= 0.97
+
+
+def test_coverage_metric_on_a_hand_made_case():
+    truth = np.zeros((10, 10), np.uint8)
+    truth[2:8, 2:8] = 1  # face, chin at row 5: rows 6-7 are neck
+    truth[0:2, 2:8] = 2  # hair
+    hull = np.zeros((10, 10), bool)
+    hull[1:6, 2:8] = True  # covers hair row 1 and face rows 2-5
+    score = hull_coverage(hull, truth, chin_row=5)
+    assert score.recall == 1.0 and score.precision == 1.0
+    hull[:, 8] = True  # 10 background pixels
+    assert hull_coverage(hull, truth, chin_row=5).precision == pytest.approx(30 / 40)
