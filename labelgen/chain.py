@@ -144,13 +144,21 @@ class LabelChain:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def label_bytes(self, data: bytes, key: str = "") -> LabelResult:
-        """Label encoded image bytes. Never raises: failures become status codes."""
+    def label_bytes(self, data: bytes, key: str = "", box_hint: tuple = ()) -> LabelResult:
+        """Label encoded image bytes. Never raises: failures become status codes.
+
+        Args:
+            data: the encoded image.
+            key: the image's key, kept in the result.
+            box_hint: a known face box ``(x0, y0, x1, y1)`` (e.g. VGGFace2's
+                loose boxes); when given, detection is skipped and
+                ``faces_seen`` is -1 (unknown).
+        """
         result = LabelResult(key=key)
         try:
             with _timed(result, "decode"):
                 rgb = decode_image(data)
-            self._label(rgb, result)
+            self._label(rgb, result, box_hint)
         except StageError as error:
             result.status, result.message = error.status, error.message
         except Exception as error:  # a bug or a model crash must not end a million-image job
@@ -158,11 +166,11 @@ class LabelChain:
             result.message = f"{type(error).__name__}: {error} | {_where(error)}"
         return result
 
-    def label_image(self, rgb: np.ndarray, key: str = "") -> LabelResult:
+    def label_image(self, rgb: np.ndarray, key: str = "", box_hint: tuple = ()) -> LabelResult:
         """Label an already decoded ``uint8`` RGB image. Never raises."""
         result = LabelResult(key=key)
         try:
-            self._label(rgb, result)
+            self._label(rgb, result, box_hint)
         except StageError as error:
             result.status, result.message = error.status, error.message
         except Exception as error:
@@ -170,19 +178,22 @@ class LabelChain:
             result.message = f"{type(error).__name__}: {error} | {_where(error)}"
         return result
 
-    def _label(self, rgb: np.ndarray, result: LabelResult) -> None:
+    def _label(self, rgb: np.ndarray, result: LabelResult, box_hint: tuple = ()) -> None:
         config = self.config
         result.image_shape = tuple(rgb.shape[:2])
         if min(rgb.shape[:2]) < config.min_image_side:
             raise StageError(Status.TOO_SMALL, f"image of {rgb.shape[1]}x{rgb.shape[0]} is below "
                              f"the minimum side of {config.min_image_side} px")
-        with _timed(result, "detect"):
-            detections = self.detector(rgb)
-        result.faces_seen = len(detections)
-        if len(detections) == 0:
-            raise StageError(Status.NO_FACE, "no face detected")
-        primary = select_primary_face(detections, rgb.shape)
-        result.box, result.score = detections.boxes[primary], float(detections.scores[primary])
+        if box_hint:
+            result.box, result.faces_seen = np.asarray(box_hint, np.float32), -1
+        else:
+            with _timed(result, "detect"):
+                detections = self.detector(rgb)
+            result.faces_seen = len(detections)
+            if len(detections) == 0:
+                raise StageError(Status.NO_FACE, "no face detected")
+            primary = select_primary_face(detections, rgb.shape)
+            result.box, result.score = detections.boxes[primary], float(detections.scores[primary])
         x0, y0, x1, y1 = result.box
         if min(x1 - x0, y1 - y0) < config.min_face_side:
             raise StageError(Status.TOO_SMALL, f"face of {x1 - x0:.0f}x{y1 - y0:.0f} px is below "

@@ -1,12 +1,16 @@
 """``labelgen``: make occlusion pseudo-labels for face images.
 
 Commands:
+  run     label a whole corpus with Dask into a sharded, resumable Zarr store
+  stats   counts per status, blobs per image, occlusion fractions of a store
+  show    an overlay grid of a store's labels, as a PNG
   label   run the chain on single images (no Dask) and write PNGs + JSON
 """
 from __future__ import annotations
 
 import json
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -90,3 +94,162 @@ def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, c
                          caption(panel, f"{key}  blobs={result.blobs}  pose={result.pose_method}"))
     summary = ", ".join(f"{name}: {count}" for name, count in sorted(counts.items()))
     click.echo(f"labelled {sum(counts.values())} images into {out_dir} ({summary})")
+
+
+def _parse_options(pairs: tuple[str, ...]) -> dict:
+    options = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="--source-option")
+        options[name] = {"true": True, "false": False}.get(value.lower(), value)
+    return options
+
+
+@main.command()
+@click.option("--source", "source_name", default="sample", show_default=True,
+              help="Corpus format: casia, vggface2, lfw, folder, msceleb-tsv, insightface-rec, or sample "
+                   "(the embedded sample, needs no --root).")
+@click.option("--root", type=click.Path(path_type=Path), default=None,
+              help="Corpus root (folder; a .tsv or .rec file for those formats).")
+@click.option("--source-option", "source_options", multiple=True, metavar="NAME=VALUE",
+              help="Reader option, e.g. bbox_csv=/data/vggface2/loose_bb_train.csv or identity_from_folder=true.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The Zarr store to create or resume.")
+@click.option("--teacher", default="classical", show_default=True,
+              help="'classical', 'hull' (no occlusions) or a .onnx/.pt segmentation model.")
+@click.option("--crop-size", default=128, show_default=True, help="Side of the stored crops and label maps.")
+@click.option("--shard-size", default=256, show_default=True, help="Images per shard (one Dask task each).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the manifest's shuffle.")
+@click.option("--workers", default=2, show_default=True, help="Local Dask worker processes.")
+@click.option("--threads-per-worker", default=1, show_default=True,
+              help="Threads per worker (each thread loads its own models).")
+@click.option("--scheduler", default=None, help="Join an existing Dask cluster, e.g. tcp://10.0.0.1:8786.")
+@click.option("--serial", is_flag=True, help="Label in this process without Dask (debugging).")
+@click.option("--overwrite", is_flag=True, help="Delete an existing store made by a different job and start again.")
+def run(source_name, root, source_options, out, teacher, crop_size, shard_size, seed, workers,
+        threads_per_worker, scheduler, serial, overwrite) -> None:
+    """Label a corpus into a sharded Zarr store, in parallel with Dask.
+
+    The source is scanned once into a manifest (shuffled with --seed so each
+    shard mixes identities). Each shard of --shard-size images is one task;
+    a task writes its rows and then a completion record. Re-running the same
+    command resumes: only shards without a record are done. A different job
+    on the same --out is refused unless --overwrite.
+
+    \b
+    Examples:
+      labelgen run --source sample --out labels.zarr
+      labelgen run --source casia --root /data/CASIA-WebFace --out casia.zarr --workers 16
+      labelgen run --source vggface2 --root /data/vggface2/train \\
+          --source-option bbox_csv=/data/vggface2/bb_landmark/loose_bb_train.csv --out vgg.zarr
+    """
+    from labelgen.chain import ChainConfig
+    from labelgen.pipeline import Job, prepare_store, run_job
+    from labelgen.sources import SourceError
+    from labelgen.store import StoreError
+
+    if source_name != "sample" and root is None:
+        raise click.UsageError(f"--source {source_name} needs --root (the corpus location)")
+    job = Job(source_name, None if source_name == "sample" else str(root.resolve()), _parse_options(source_options),
+              ChainConfig(crop_size=crop_size, teacher=teacher), shard_size, seed)
+    try:
+        store = prepare_store(out, job, overwrite=overwrite)
+    except (SourceError, StoreError) as error:
+        raise click.ClickException(str(error)) from error
+    pending = store.pending_shards()
+    click.echo(f"{out}: {store.count} images in {store.shard_count} shards, {len(pending)} to do", err=True)
+    started = time.perf_counter()
+    summary = run_job(store, workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler,
+                      serial=serial)
+    seconds = time.perf_counter() - started
+    done = sum(len(range(*store.shard_rows(i).indices(store.count))) for i in pending)
+    sizes = store.stored_bytes()
+    click.echo(f"done: {done} images in {seconds:.1f} s ({done / max(seconds, 1e-9):.1f} img/s); "
+               f"status: {_format_counts(summary)}; "
+               f"{sum(sizes.values()) / max(store.count, 1) / 1024:.1f} KiB per image stored")
+
+
+def _format_counts(counts: dict) -> str:
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _open_store(path: Path):
+    from labelgen.store import LabelStore, StoreError
+
+    try:
+        return LabelStore(path, mode="r")
+    except StoreError as error:
+        raise click.ClickException(str(error)) from error
+
+
+def _histogram(values: np.ndarray, bins: list[float], labels: list[str]) -> str:
+    counts, _ = np.histogram(values, bins=bins)
+    width = max(counts.max(), 1)
+    return "\n".join(f"  {label:>10} {count:>8}  {'#' * int(40 * count / width)}" for label, count in zip(labels, counts))
+
+
+@main.command()
+@click.argument("store_path", type=click.Path(path_type=Path))
+def stats(store_path: Path) -> None:
+    """Counts per status, blobs per image and occlusion fractions of STORE_PATH."""
+    from labelgen.status import Status
+
+    store = _open_store(store_path)
+    status = store.status()
+    click.echo(f"{store_path}: {store.count} images, crop {store.crop_size} px, "
+               f"{len(store.done_shards())}/{store.shard_count} shards done")
+    for code, count in zip(*np.unique(status, return_counts=True)):
+        click.echo(f"  {Status(int(code)).label:>15} {count:>8}  ({100 * count / store.count:.1f}%)")
+    ok = np.flatnonzero(status == Status.OK)
+    if len(ok) == 0:
+        return
+    blobs = store.read("blobs", ok)
+    click.echo("occlusion blobs per image:")
+    click.echo(_histogram(blobs, [0, 1, 2, 3, 4, 256], ["0", "1", "2", "3", ">=4"]))
+    fractions = []
+    for start in range(0, len(ok), 512):
+        labels = store.read("label", ok[start:start + 512])
+        face_region = (labels > 0).sum(axis=(1, 2))
+        fractions.append((labels >= 2).sum(axis=(1, 2)) / np.maximum(face_region, 1))
+    fractions = np.concatenate(fractions)
+    click.echo("occluded fraction of the face region:")
+    click.echo(_histogram(fractions, [0, 1e-9, 0.1, 0.2, 0.4, 1.0001], ["0", "<10%", "10-20%", "20-40%", ">=40%"]))
+    sizes = store.stored_bytes()
+    click.echo("stored bytes per image: " + ", ".join(
+        f"{name} {size / store.count:.0f}" for name, size in sorted(sizes.items(), key=lambda kv: -kv[1])[:4]))
+
+
+@main.command()
+@click.argument("store_path", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("grid.png"), show_default=True)
+@click.option("--n", "count", default=64, show_default=True, help="Number of images in the grid.")
+@click.option("--status", "status_name", default="ok", show_default=True,
+              help="Only images with this status (ok, no_face, ...). Non-ok images have no crop to show.")
+@click.option("--occluded", is_flag=True, help="Only images with at least one occlusion blob.")
+@click.option("--columns", default=8, show_default=True)
+def show(store_path: Path, out: Path, count: int, status_name: str, occluded: bool, columns: int) -> None:
+    """Write an overlay grid of STORE_PATH's crops and labels to a PNG."""
+    from labelgen.overlay import caption, grid, overlay_labels
+    from labelgen.status import Status
+
+    store = _open_store(store_path)
+    try:
+        wanted = Status[status_name.upper()]
+    except KeyError:
+        raise click.BadParameter(f"unknown status {status_name!r}", param_hint="--status") from None
+    rows = np.flatnonzero(store.status() == wanted)
+    if occluded:
+        rows = rows[store.read("blobs", rows) > 0] if len(rows) else rows
+    rows = rows[:count]
+    if len(rows) == 0:
+        raise click.ClickException(f"no images with status {wanted.label}{' and occlusions' if occluded else ''}")
+    if wanted != Status.OK:
+        keys = store.read("key", rows)
+        for key in keys:
+            click.echo(f"{wanted.label}: {key}")
+        return
+    images, labels, keys = store.read("image", rows), store.read("label", rows), store.read("key", rows)
+    pictures = [caption(overlay_labels(image, label, display_size=160), str(key))
+                for image, label, key in zip(images, labels, keys)]
+    _imwrite_rgb(out, grid(pictures, columns=columns))
+    click.echo(f"wrote {out} ({len(rows)} images)")

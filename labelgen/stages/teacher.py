@@ -115,6 +115,9 @@ class ClassicalTeacher:
         mask[hull] = np.where(skin[hull], cv2.GC_PR_FGD, cv2.GC_PR_BGD)
         mask[seed & skin] = cv2.GC_FGD
         if (mask == cv2.GC_PR_BGD).any() and (mask == cv2.GC_BGD).any():
+            # GrabCut seeds its colour models with k-means++ from OpenCV's global RNG; reseed so the
+            # labels of an image do not depend on which images the process labelled before.
+            cv2.setRNGSeed(0)
             bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
             cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), mask, None, bgd, fgd,
                         self.iterations, cv2.GC_INIT_WITH_MASK)

@@ -1,0 +1,248 @@
+"""The one Zarr schema that joins ``labelgen`` (writer) and ``train`` (reader).
+
+See ``docs/store.md`` for the layout. In short: a Zarr v3 group whose arrays
+all have length N, in the order of a manifest fixed at creation (a seeded
+shuffle of the source, so every shard mixes identities). The unit of work is
+a shard of ``shard_size`` consecutive images: exactly one task writes a
+shard's rows of every array, then a completion record
+``shards/<index>.json``. A shard without its record is (re)done on resume;
+rows are addressed by position, so nothing is ever duplicated.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, BloscShuffle
+
+from labelgen.status import Status
+
+SCHEMA_VERSION = 1
+STORE_KIND = "structure-via-consensus/labels"
+CLASS_MEANINGS = {"0": "background (outside the face region)", "1": "visible face",
+                  ">=2": "occlusion blob; each connected blob has its own id"}
+CONTOUR_VERTICES = 64
+DEFAULT_SHARD_SIZE = 256
+CHUNK_IMAGES = 64  # images per chunk: the unit of a training read
+
+# Images are photographic: byte-shuffle + zstd. Label maps and statuses are
+# long runs of a few small values: bit-shuffle + zstd squeezes them to almost nothing.
+IMAGE_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.shuffle)
+LABEL_CODEC = BloscCodec(cname="zstd", clevel=5, shuffle=BloscShuffle.bitshuffle)
+FLOAT_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.shuffle)
+
+
+class StoreError(Exception):
+    """The path is not a label store this code can use, or it does not match the job."""
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """One per-image array: trailing shape (after N), dtype, fill value and codec."""
+
+    tail: tuple[int, ...]
+    dtype: str
+    fill: object
+    codec: object | None
+    description: str
+
+
+def array_specs(crop_size: int) -> dict[str, ArraySpec]:
+    """The schema's per-image arrays for crops of ``crop_size`` pixels."""
+    s = crop_size
+    nan = float("nan")
+    return {
+        "image": ArraySpec((s, s, 3), "uint8", 0, IMAGE_CODEC, "aligned RGB face crop"),
+        "label": ArraySpec((s, s), "uint8", 0, LABEL_CODEC, "0 background, 1 face, >=2 occlusion blob ids"),
+        "status": ArraySpec((), "uint8", int(Status.PENDING), LABEL_CODEC, "labelgen.status.Status code"),
+        "identity": ArraySpec((), "int32", -1, LABEL_CODEC, "identity from the source, -1 unknown"),
+        "faces_seen": ArraySpec((), "int16", -1, LABEL_CODEC, "faces the detector found"),
+        "blobs": ArraySpec((), "uint8", 0, LABEL_CODEC, "number of occlusion blobs in the label"),
+        "bbox": ArraySpec((4,), "float32", nan, FLOAT_CODEC, "primary face box x0, y0, x1, y1 (original pixels)"),
+        "box_hint": ArraySpec((4,), "float32", nan, FLOAT_CODEC,
+                              "face box given by the source (e.g. VGGFace2 CSV), used instead of detection"),
+        "pose": ArraySpec((6,), "float32", nan, FLOAT_CODEC, "Rodrigues rotation (3) and translation (3, cm)"),
+        "camera": ArraySpec((3,), "float32", nan, FLOAT_CODEC, "intrinsics: focal (px), cx, cy (original pixels)"),
+        "contour": ArraySpec((CONTOUR_VERTICES, 2), "float32", nan, FLOAT_CODEC,
+                             "projected 64-vertex face contour (original pixels)"),
+        "crop_matrix": ArraySpec((2, 3), "float32", nan, FLOAT_CODEC, "affine map original pixels -> crop"),
+    }
+
+
+STRING_ARRAYS = {"key": "source key of the image", "locator": "where the source reads its bytes"}
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One row of the manifest: what the source calls the image and how to read it."""
+
+    key: str
+    identity: int
+    locator: str
+    hint: tuple = ()  # known face box (x0, y0, x1, y1), () when none
+
+
+def shuffled_order(count: int, seed: int) -> np.ndarray:
+    """The manifest's deterministic permutation of the source order."""
+    return np.random.default_rng(seed).permutation(count)
+
+
+def shard_slice(index: int, shard_size: int, total: int) -> slice:
+    return slice(index * shard_size, min((index + 1) * shard_size, total))
+
+
+def _create_array(group: zarr.Group, name: str, length: int, shard_size: int, spec: ArraySpec):
+    shape = (length,) + spec.tail
+    # Shards (files) align with work units; chunks (reads) are smaller and divide them.
+    shard_rows = max(1, min(shard_size, length))
+    chunk_rows = max(1, min(CHUNK_IMAGES if spec.tail and len(spec.tail) >= 2 else shard_rows, shard_rows))
+    while shard_rows % chunk_rows:
+        chunk_rows -= 1
+    return group.create_array(
+        name, shape=shape, dtype=spec.dtype, fill_value=spec.fill,
+        chunks=(chunk_rows,) + spec.tail, shards=(shard_rows,) + spec.tail,
+        compressors=spec.codec, attributes={"description": spec.description})
+
+
+def create_store(path: str | Path, entries: Sequence[ManifestEntry], *, crop_size: int, shard_size: int,
+                 attributes: dict) -> "LabelStore":
+    """Create the group, its arrays and the manifest (key, identity, locator) in manifest order.
+
+    ``entries`` must already be in manifest order (see :func:`shuffled_order`).
+    """
+    path = Path(path)
+    if path.exists() and any(path.iterdir()):
+        raise StoreError(f"{path} already exists and is not empty")
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    count = len(entries)
+    for name, spec in array_specs(crop_size).items():
+        _create_array(group, name, count, shard_size, spec)
+    for name, description in STRING_ARRAYS.items():
+        array = group.create_array(name, shape=(count,), dtype=str, chunks=(max(1, min(shard_size, count)),),
+                                   attributes={"description": description})
+        if count:
+            array[:] = np.array([getattr(entry, name) for entry in entries], dtype=object).astype(str)
+    if count:
+        group["identity"][:] = np.array([entry.identity for entry in entries], np.int32)
+        hints = np.full((count, 4), np.nan, np.float32)
+        for row, entry in enumerate(entries):
+            if entry.hint:
+                hints[row] = entry.hint
+        group["box_hint"][:] = hints
+    group.attrs.update({
+        "kind": STORE_KIND, "schema_version": SCHEMA_VERSION, "count": count, "crop_size": crop_size,
+        "shard_size": shard_size, "classes": CLASS_MEANINGS,
+        "status_codes": {status.label: int(status) for status in Status},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **attributes,
+    })
+    (path / "shards").mkdir()
+    return LabelStore(path)
+
+
+class LabelStore:
+    """A label store on disk: shard bookkeeping, writes of whole shards, and reads.
+
+    Args:
+        path: the store folder.
+        mode: ``"r"`` to read, ``"r+"`` to write shards.
+    """
+
+    def __init__(self, path: str | Path, mode: str = "r+"):
+        self.path = Path(path)
+        if not (self.path / "zarr.json").is_file():
+            raise StoreError(f"{self.path} is not a Zarr v3 label store (no zarr.json); "
+                             f"create one with 'labelgen run --out {self.path}'")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.group = zarr.open_group(str(self.path), mode=mode, zarr_format=3)
+        except Exception as error:
+            raise StoreError(f"{self.path} cannot be opened as a Zarr v3 group: {error}") from error
+        attrs = dict(self.group.attrs)
+        if attrs.get("kind") != STORE_KIND:
+            raise StoreError(f"{self.path} is a Zarr group but not a label store (kind={attrs.get('kind')!r})")
+        if attrs.get("schema_version") != SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema version {attrs.get('schema_version')}, "
+                             f"this code reads version {SCHEMA_VERSION}")
+        self.attrs = attrs
+        self.count: int = attrs["count"]
+        self.crop_size: int = attrs["crop_size"]
+        self.shard_size: int = attrs["shard_size"]
+
+    # -- shards -------------------------------------------------------------------------------
+    @property
+    def shard_count(self) -> int:
+        return -(-self.count // self.shard_size)
+
+    def shard_rows(self, index: int) -> slice:
+        return shard_slice(index, self.shard_size, self.count)
+
+    def _record_path(self, index: int) -> Path:
+        return self.path / "shards" / f"{index:06d}.json"
+
+    def done_shards(self) -> set[int]:
+        folder = self.path / "shards"
+        return {int(p.stem) for p in folder.glob("*.json")} if folder.is_dir() else set()
+
+    def pending_shards(self) -> list[int]:
+        done = self.done_shards()
+        return [i for i in range(self.shard_count) if i not in done]
+
+    def shard_record(self, index: int) -> dict:
+        return json.loads(self._record_path(index).read_text())
+
+    def mark_shard_done(self, index: int, record: dict) -> None:
+        """Write the completion record atomically: it exists whole or not at all."""
+        target = self._record_path(index)
+        temporary = target.with_suffix(f".tmp{os.getpid()}")
+        temporary.write_text(json.dumps(record, indent=1))
+        os.replace(temporary, target)
+
+    def manifest(self, rows: slice) -> list[ManifestEntry]:
+        keys, identities, locators = self.group["key"][rows], self.group["identity"][rows], self.group["locator"][rows]
+        hints = self.group["box_hint"][rows]
+        return [ManifestEntry(str(k), int(i), str(loc), tuple(map(float, h)) if np.isfinite(h).all() else ())
+                for k, i, loc, h in zip(keys, identities, locators, hints)]
+
+    def write_rows(self, rows: slice, columns: dict[str, np.ndarray]) -> None:
+        """Write whole-shard columns (one task per shard: no two writers share a shard file)."""
+        for name, values in columns.items():
+            self.group[name][rows] = values
+
+    # -- reading ------------------------------------------------------------------------------
+    def status(self) -> np.ndarray:
+        return self.group["status"][:]
+
+    def ok_indices(self) -> np.ndarray:
+        return np.flatnonzero(self.status() == Status.OK)
+
+    def read(self, name: str, rows: slice | np.ndarray) -> np.ndarray:
+        return self.group[name][rows] if isinstance(rows, slice) else self.group[name].get_orthogonal_selection(
+            (np.asarray(rows),))
+
+    def summary(self) -> dict:
+        """Counts per status, over all shards (pending rows included)."""
+        codes, counts = np.unique(self.status(), return_counts=True)
+        return {Status(int(c)).label: int(n) for c, n in zip(codes, counts)}
+
+    def stored_bytes(self, names: Iterable[str] | None = None) -> dict[str, int]:
+        names = list(names) if names else list(array_specs(self.crop_size)) + list(STRING_ARRAYS)
+        sizes = {}
+        for name in names:
+            folder = self.path / name
+            sizes[name] = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        return sizes
+
+    def consolidate(self, summary: dict) -> None:
+        """Record the final summary in the attributes and consolidate the metadata."""
+        self.group.attrs.update({"summary": summary})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # consolidated metadata is not (yet) in the v3 spec
+            zarr.consolidate_metadata(str(self.path))
