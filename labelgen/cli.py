@@ -253,3 +253,7 @@ def show(store_path: Path, out: Path, count: int, status_name: str, occluded: bo
                 for image, label, key in zip(images, labels, keys)]
     _imwrite_rgb(out, grid(pictures, columns=columns))
     click.echo(f"wrote {out} ({len(rows)} images)")
+
+
+if __name__ == "__main__":
+    main()
