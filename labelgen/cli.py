@@ -126,8 +126,12 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
 @click.option("--scheduler", default=None, help="Join an existing Dask cluster, e.g. tcp://10.0.0.1:8786.")
 @click.option("--serial", is_flag=True, help="Label in this process without Dask (debugging).")
 @click.option("--overwrite", is_flag=True, help="Delete an existing store made by a different job and start again.")
+@click.option("--prepare-only", is_flag=True, help="Scan the source and create the store, then stop "
+              "(first step of batch-array jobs).")
+@click.option("--part", default=None, metavar="K/N",
+              help="Only shards i with i %% N == K: one of N independent batch jobs sharing the store.")
 def run(source_name, root, source_options, out, teacher, crop_size, shard_size, seed, workers,
-        threads_per_worker, scheduler, serial, overwrite) -> None:
+        threads_per_worker, scheduler, serial, overwrite, prepare_only, part) -> None:
     """Label a corpus into a sharded Zarr store, in parallel with Dask.
 
     The source is scanned once into a manifest (shuffled with --seed so each
@@ -156,17 +160,32 @@ def run(source_name, root, source_options, out, teacher, crop_size, shard_size, 
         store = prepare_store(out, job, overwrite=overwrite)
     except (SourceError, StoreError) as error:
         raise click.ClickException(str(error)) from error
-    pending = store.pending_shards()
+    part_of = _parse_part(part)
+    pending = [i for i in store.pending_shards() if part_of is None or i % part_of[1] == part_of[0]]
     click.echo(f"{out}: {store.count} images in {store.shard_count} shards, {len(pending)} to do", err=True)
+    if prepare_only:
+        return
     started = time.perf_counter()
     summary = run_job(store, workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler,
-                      serial=serial)
+                      serial=serial, part=part_of)
     seconds = time.perf_counter() - started
     done = sum(len(range(*store.shard_rows(i).indices(store.count))) for i in pending)
     sizes = store.stored_bytes()
     click.echo(f"done: {done} images in {seconds:.1f} s ({done / max(seconds, 1e-9):.1f} img/s); "
                f"status: {_format_counts(summary)}; "
                f"{sum(sizes.values()) / max(store.count, 1) / 1024:.1f} KiB per image stored")
+
+
+def _parse_part(part: str | None) -> tuple[int, int] | None:
+    if part is None:
+        return None
+    try:
+        k, n = (int(v) for v in part.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"expected K/N, got {part!r}", param_hint="--part") from None
+    if not 0 <= k < n:
+        raise click.BadParameter(f"need 0 <= K < N, got {part!r}", param_hint="--part")
+    return k, n
 
 
 def _format_counts(counts: dict) -> str:

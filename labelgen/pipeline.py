@@ -209,8 +209,8 @@ def results_to_columns(results: list[LabelResult], crop_size: int) -> dict[str, 
 
 # -- the driver ------------------------------------------------------------------------------------
 def run_job(store: LabelStore, *, workers: int = 2, threads_per_worker: int = 1, scheduler: str | None = None,
-            serial: bool = False, progress: bool = True) -> dict:
-    """Label every shard without a completion record; return the final status counts.
+            serial: bool = False, progress: bool = True, part: tuple[int, int] | None = None) -> dict:
+    """Label every shard without a completion record; return the status counts.
 
     Args:
         store: a store made by :func:`prepare_store`.
@@ -219,10 +219,16 @@ def run_job(store: LabelStore, *, workers: int = 2, threads_per_worker: int = 1,
             to use instead of a local cluster.
         serial: label in this process, without Dask (for debugging and tests).
         progress: show a live progress bar.
+        part: ``(k, n)``: only shards ``i`` with ``i % n == k``, for ``n``
+            independent batch jobs sharing one store. A part does not
+            consolidate (parts may finish together); a final run without
+            ``part`` finds nothing to do and consolidates.
     """
     from tqdm import tqdm
 
     pending = store.pending_shards()
+    if part is not None:
+        pending = [index for index in pending if index % part[1] == part[0]]
     images = sum(len(range(*store.shard_rows(i).indices(store.count))) for i in pending)
     bar = tqdm(total=images, unit="img", desc="labelling", disable=not progress, smoothing=0.05)
     failures = Counter()
@@ -254,5 +260,6 @@ def run_job(store: LabelStore, *, workers: int = 2, threads_per_worker: int = 1,
                 cluster.close()
     bar.close()
     summary = store.summary()
-    store.consolidate(summary)
+    if part is None:
+        store.consolidate(summary)
     return summary

@@ -175,3 +175,25 @@ def test_sample_run_stats_and_show(tmp_path):
     assert grid is not None and grid.shape[0] > 150 and grid.shape[1] > 8 * 150
     listed = runner.invoke(main, ["show", str(out), "--status", "no_face"])
     assert "coffee/original.jpg" in listed.output
+
+
+def test_batch_array_parts_share_one_store(tmp_path):
+    corpus = build_lfw(tmp_path, lfw_images(people=3, per_person=4))
+    reference = label_corpus(corpus, tmp_path / "reference.zarr")
+    runner = CliRunner()
+    common = ["run", "--source", "lfw", "--root", str(corpus.root), "--out", str(tmp_path / "parts.zarr"),
+              "--shard-size", "4", "--seed", "7", "--serial"]
+    prepared = runner.invoke(main, common + ["--prepare-only"])
+    assert prepared.exit_code == 0 and "3 to do" in prepared.output
+    assert LabelStore(tmp_path / "parts.zarr").done_shards() == set()
+    for k in (1, 0):  # parts in any order
+        result = runner.invoke(main, common + ["--part", f"{k}/2"])
+        assert result.exit_code == 0, result.output
+    store = LabelStore(tmp_path / "parts.zarr", mode="r")
+    assert store.done_shards() == {0, 1, 2} and "summary" not in store.attrs
+    final = runner.invoke(main, common)
+    assert final.exit_code == 0 and "0 to do" in final.output
+    assert_stores_equal(LabelStore(tmp_path / "parts.zarr", mode="r"), reference)
+    assert "summary" in LabelStore(tmp_path / "parts.zarr", mode="r").attrs
+    bad = runner.invoke(main, common + ["--part", "2/2"])
+    assert bad.exit_code != 0 and "0 <= K < N" in bad.output

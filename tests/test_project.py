@@ -31,3 +31,15 @@ def test_dockerfile_installs_like_readme():
     assert [part.strip() for part in run_lines[0].removeprefix("RUN ").split("&&")] == steps
     copied = {word for line in docker.splitlines() if line.startswith("COPY ") for word in line.split()[1:-1]}
     assert {"setup.cfg", "pyproject.toml", "README.md", "labelgen", "train"} <= copied
+
+
+def test_pipeline_recipes_parse():
+    import py_compile
+    import subprocess
+
+    for script in sorted((ROOT / "pipelines").glob("*.sh")):
+        result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, f"{script.name}: {result.stderr}"
+        assert "labelgen run" in script.read_text()
+    for module in sorted((ROOT / "pipelines").glob("*.py")):
+        py_compile.compile(str(module), doraise=True)
