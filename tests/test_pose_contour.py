@@ -98,3 +98,26 @@ def test_contour_is_placed_the_same_under_occlusion(chain, occluded):
     assert clean.ok and covered.ok
     face_height = np.ptp(clean.contour[:, 1])
     assert np.linalg.norm(clean.contour - covered.contour, axis=1).mean() < 0.06 * face_height
+
+
+def test_estimator_falls_back_to_solvepnp_without_a_matrix(pose_estimator, astronaut, monkeypatch):
+    real = pose_estimator._landmark_crop
+
+    def without_matrix(crop):
+        marks, _ = real(crop)
+        return marks, None
+
+    monkeypatch.setattr(pose_estimator, "_landmark_crop", without_matrix)
+    pose = pose_estimator(astronaut, np.array(FACE_BOXES["astronaut"], np.float32))
+    assert pose.method == "solvepnp"
+    assert pose.reprojection_error < 0.045
+    assert abs(pose.euler_degrees()[0]) < 30
+
+
+def test_estimator_reports_pose_failure_on_a_faceless_crop(pose_estimator):
+    from labelgen.status import StageError, Status
+
+    blank = np.full((300, 300, 3), 127, np.uint8)
+    with pytest.raises(StageError) as caught:
+        pose_estimator(blank, np.array([100, 100, 200, 200], np.float32))
+    assert caught.value.status == Status.POSE_FAILED
