@@ -11,7 +11,9 @@ chin, hair over the forehead allowed, the neck left out. So we score:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+import cv2
 import numpy as np
 
 CHIN_LANDMARK = 152
@@ -38,3 +40,49 @@ def hull_coverage(hull: np.ndarray, ground_truth: np.ndarray, chin_row: float) -
     recall = (hull & face_above_chin).sum() / max(int(face_above_chin.sum()), 1)
     precision = (hull & (ground_truth > 0)).sum() / max(int(hull.sum()), 1)
     return Coverage(float(recall), float(precision))
+
+
+@dataclass(frozen=True)
+class SplitCoverage:
+    """Detection and pose rates and mean coverage over a set of LFW Part Labels images."""
+
+    images: int
+    detected: int
+    posed: int
+    recall: float
+    precision: float
+
+
+def lfw_hull_coverage(root: Path, stems: list[str], detector, pose_estimator) -> SplitCoverage:
+    """Detect, estimate the pose, project the contour and score the hull on each image.
+
+    Args:
+        root: the LFW Part Labels folder (``images/``, ``labels/``).
+        stems: image names, e.g. from ``splits/test.txt``.
+        detector: a :class:`labelgen.stages.detect.CenterFaceDetector`.
+        pose_estimator: a :class:`labelgen.stages.pose.PoseEstimator`.
+    """
+    from labelgen.stages.contour import project_face_contour
+    from labelgen.stages.decode import decode_image
+    from labelgen.stages.detect import select_primary_face
+    from labelgen.stages.hull import fill_convex_hull
+    from labelgen.status import StageError
+
+    detected, posed, recalls, precisions = 0, 0, [], []
+    for stem in stems:
+        image = decode_image((root / "images" / f"{stem}.jpg").read_bytes())
+        truth = cv2.imread(str(root / "labels" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE)
+        faces = detector(image)
+        if len(faces) == 0:
+            continue
+        detected += 1
+        try:
+            pose = pose_estimator(image, faces.boxes[select_primary_face(faces, image.shape)])
+        except StageError:
+            continue
+        posed += 1
+        hull = fill_convex_hull(project_face_contour(pose.rotation, pose.translation, pose.camera), image.shape)
+        score = hull_coverage(hull, truth, pose.landmarks[CHIN_LANDMARK, 1])
+        recalls.append(score.recall)
+        precisions.append(score.precision)
+    return SplitCoverage(len(stems), detected, posed, float(np.mean(recalls)), float(np.mean(precisions)))

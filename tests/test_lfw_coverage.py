@@ -1,30 +1,14 @@
 """Detection and face-region coverage on real LFW Part Labels test faces."""
-import cv2
 import numpy as np
 import pytest
 
-from labelgen.coverage import CHIN_LANDMARK, hull_coverage
-from labelgen.stages.contour import project_face_contour
-from labelgen.stages.decode import decode_image
-from labelgen.stages.detect import select_primary_face
-from labelgen.stages.hull import fill_convex_hull
+from labelgen.coverage import hull_coverage, lfw_hull_coverage
 
 
 def coverage_on(stems, lfw_root, detector, pose_estimator):
-    detected, recalls, precisions = 0, [], []
-    for stem in stems:
-        image = decode_image((lfw_root / "images" / f"{stem}.jpg").read_bytes())
-        truth = cv2.imread(str(lfw_root / "labels" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE)
-        faces = detector(image)
-        if len(faces) == 0:
-            continue
-        detected += 1
-        pose = pose_estimator(image, faces.boxes[select_primary_face(faces, image.shape)])
-        hull = fill_convex_hull(project_face_contour(pose.rotation, pose.translation, pose.camera), image.shape)
-        score = hull_coverage(hull, truth, pose.landmarks[CHIN_LANDMARK, 1])
-        recalls.append(score.recall)
-        precisions.append(score.precision)
-    return detected / len(stems), float(np.mean(recalls)), float(np.mean(precisions))
+    result = lfw_hull_coverage(lfw_root, stems, detector, pose_estimator)
+    assert result.posed == result.detected  # no pose failures on these faces
+    return result.detected / result.images, result.recall, result.precision
 
 
 def test_fixed_subset_of_the_test_split(lfw_root, detector, pose_estimator):
