@@ -67,7 +67,7 @@ def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, c
     jobs: list[tuple[str, callable]] = [(k, (lambda k=k: sample_jpeg(k))) for k in sample_keys()] if sample else []
     jobs += [(str(path), path.read_bytes) for path in images]
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = ChainConfig(crop_size=crop_size, teacher=teacher)
+    config = ChainConfig(crop_size=crop_size, teacher=_check_teacher(teacher))
     counts: Counter[str] = Counter()
     with LabelChain(config) as chain:
         for key, read in tqdm(jobs, desc="labelling", unit="img", file=sys.stderr):
@@ -94,6 +94,17 @@ def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, c
                          caption(panel, f"{key}  blobs={result.blobs}  pose={result.pose_method}"))
     summary = ", ".join(f"{name}: {count}" for name, count in sorted(counts.items()))
     click.echo(f"labelled {sum(counts.values())} images into {out_dir} ({summary})")
+
+
+def _check_teacher(teacher: str) -> str:
+    """Fail early, before any work is sent to workers, when the teacher cannot be loaded."""
+    from labelgen.stages.teacher import load_teacher
+
+    try:
+        load_teacher(teacher)
+    except (ValueError, OSError, RuntimeError) as error:
+        raise click.BadParameter(str(error), param_hint="--teacher") from error
+    return teacher if teacher in ("classical", "hull") else str(Path(teacher).resolve())
 
 
 def _parse_options(pairs: tuple[str, ...]) -> dict:
@@ -154,6 +165,7 @@ def run(source_name, root, source_options, out, teacher, crop_size, shard_size, 
 
     if source_name != "sample" and root is None:
         raise click.UsageError(f"--source {source_name} needs --root (the corpus location)")
+    teacher = _check_teacher(teacher)
     job = Job(source_name, None if source_name == "sample" else str(root.resolve()), _parse_options(source_options),
               ChainConfig(crop_size=crop_size, teacher=teacher), shard_size, seed)
     try:

@@ -154,6 +154,10 @@ def test_cli_errors_are_clear(tmp_path):
     assert wrong.exit_code != 0 and "not a Zarr v3 label store" in wrong.output
     wrong_run = runner.invoke(main, ["run", "--source", "sample", "--out", str(tmp_path / "notastore")])
     assert wrong_run.exit_code != 0 and "not a Zarr v3 label store" in wrong_run.output
+    no_teacher = runner.invoke(main, ["run", "--source", "sample", "--out", str(tmp_path / "t.zarr"),
+                                      "--teacher", str(tmp_path / "missing.onnx")])
+    assert no_teacher.exit_code != 0 and "teacher model not found" in no_teacher.output
+    assert not (tmp_path / "t.zarr").exists()
 
 
 def test_sample_run_stats_and_show(tmp_path):
