@@ -5,8 +5,9 @@ no data at all.
 Base photographs (public domain): scikit-image's ``astronaut`` (Eileen
 Collins, NASA) and ``camera`` (the cameraman, greyscale), and Matplotlib's
 ``grace_hopper.jpg`` (US Navy). Variants: horizontal flip, half scale,
-rotations, greyscale, and pasted occluders (a coffee cup cut from
-scikit-image's ``coffee``, sunglasses, a skin-toned hand, a textured scarf).
+rotations, greyscale, and pasted occluders from :mod:`labelgen.occluders` (a
+coffee cup cut from scikit-image's ``coffee``, sunglasses, a skin-toned hand,
+a textured scarf), each in its canonical, fixed form.
 One photo without a face (scikit-image's ``coffee``) shows the ``no_face``
 status. Everything is generated in memory from a fixed seed.
 """
@@ -19,6 +20,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from labelgen.occluders import coffee_cup, hand, paste, scarf, sunglasses
 from labelgen.stages.decode import to_rgb8
 
 # Face boxes (x0, y0, x1, y1) of the base photographs, as CenterFace finds them;
@@ -53,75 +55,6 @@ def _base_photo(name: str) -> np.ndarray:
 def sample_keys() -> list[str]:
     """Keys of the sample images, ``<photo>/<variant>.jpg``, in a fixed order."""
     return [f"{name}/{variant}.jpg" for name in FACE_BOXES for variant in VARIANTS] + [NO_FACE_KEY]
-
-
-def _paste(image: np.ndarray, patch: np.ndarray, alpha: np.ndarray, x: int, y: int):
-    """Alpha-blend ``patch`` (``alpha`` in [0, 1]) onto ``image`` at top-left ``(x, y)``, clipped.
-
-    Returns the new image and the occluder's mask (alpha >= 0.5) in image pixels.
-    """
-    out = image.copy()
-    mask = np.zeros(image.shape[:2], bool)
-    h, w = patch.shape[:2]
-    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, image.shape[1]), min(y + h, image.shape[0])
-    if x0 >= x1 or y0 >= y1:
-        return out, mask
-    p, a = patch[y0 - y:y1 - y, x0 - x:x1 - x].astype(np.float32), alpha[y0 - y:y1 - y, x0 - x:x1 - x, None]
-    out[y0:y1, x0:x1] = (a * p + (1 - a) * out[y0:y1, x0:x1]).astype(np.uint8)
-    mask[y0:y1, x0:x1] = a[:, :, 0] >= 0.5
-    return out, mask
-
-
-def _soft(mask: np.ndarray, blur: int = 3) -> np.ndarray:
-    return cv2.GaussianBlur(mask.astype(np.float32), (blur | 1, blur | 1), 0)
-
-
-def _cup(width: int) -> tuple[np.ndarray, np.ndarray]:
-    """The coffee cup of ``skimage.data.coffee`` (an ellipse cut-out), resized to ``width``."""
-    coffee = _base_photo("coffee")[40:330, 90:480]
-    mask = np.zeros(coffee.shape[:2], np.uint8)
-    cv2.ellipse(mask, (195, 145), (190, 140), 0, 0, 360, 1, -1)
-    scale = width / coffee.shape[1]
-    size = (width, max(1, int(coffee.shape[0] * scale)))
-    return cv2.resize(coffee, size, interpolation=cv2.INTER_AREA), _soft(cv2.resize(mask, size) > 0)
-
-
-def _sunglasses(width: int) -> tuple[np.ndarray, np.ndarray]:
-    height = max(4, width // 3)
-    mask = np.zeros((height, width), np.uint8)
-    lens = (width // 5, height // 2 - 1)
-    cv2.ellipse(mask, (width // 4, height // 2), lens, 0, 0, 360, 1, -1)
-    cv2.ellipse(mask, (3 * width // 4, height // 2), lens, 0, 0, 360, 1, -1)
-    cv2.line(mask, (width // 4, height // 3), (3 * width // 4, height // 3), 1, max(1, height // 10))
-    patch = np.zeros((height, width, 3), np.uint8)
-    patch[:] = (20, 22, 28)
-    patch[: height // 2] += 25  # a reflection on the upper half
-    return patch, _soft(mask)
-
-
-def _hand(width: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A skin-toned palm with four fingers, shaded, as a procedural occluder."""
-    height = int(width * 1.3)
-    mask = np.zeros((height, width), np.uint8)
-    cv2.ellipse(mask, (width // 2, int(height * 0.68)), (int(width * 0.42), int(height * 0.3)), 0, 0, 360, 1, -1)
-    for i in range(4):
-        x = int(width * (0.2 + 0.2 * i))
-        cv2.line(mask, (x, int(height * 0.55)), (x + int(width * 0.03 * (i - 1.5)), int(height * 0.08)), 1,
-                 max(2, width // 7))
-    tone = np.array([200, 150, 120], np.float32) * rng.uniform(0.8, 1.05)
-    shade = np.linspace(1.1, 0.75, width, dtype=np.float32)[None, :, None]
-    patch = np.clip(tone * shade * np.ones((height, width, 1), np.float32), 0, 255).astype(np.uint8)
-    return patch, _soft(mask, 5)
-
-
-def _scarf(width: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    height = width // 2
-    stripes = (np.arange(width)[None, :] + np.arange(height)[:, None]) // max(2, width // 12) % 2
-    colours = rng.integers(40, 220, size=(2, 3)).astype(np.uint8)
-    patch = colours[stripes]
-    mask = np.zeros((height, width), np.uint8)
-    cv2.ellipse(mask, (width // 2, 0), (width // 2, height), 0, 0, 180, 1, -1)
-    return patch, _soft(mask, 5)
 
 
 def _rotate(image: np.ndarray, degrees: float) -> np.ndarray:
@@ -162,20 +95,20 @@ def _render(key: str) -> tuple[np.ndarray, np.ndarray]:
     elif variant == "grey":
         image = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
     elif variant == "cup":
-        patch, alpha = _cup(int(fw * 0.9))
-        image, occluder = _paste(image, patch, alpha, x0 + fw // 3, y0 + int(fh * 0.6))
+        patch, alpha = coffee_cup(int(fw * 0.9))
+        image, occluder = paste(image, patch, alpha, x0 + fw // 3, y0 + int(fh * 0.6))
     elif variant == "sunglasses":
-        patch, alpha = _sunglasses(int(fw * 0.95))
-        image, occluder = _paste(image, patch, alpha, x0 + int(fw * 0.03), y0 + int(fh * 0.28))
+        patch, alpha = sunglasses(int(fw * 0.95))
+        image, occluder = paste(image, patch, alpha, x0 + int(fw * 0.03), y0 + int(fh * 0.28))
     elif variant.startswith("hand"):
-        patch, alpha = _hand(int(fw * 0.6), rng)
-        image, occluder = _paste(image, patch, alpha, x0 - int(fw * 0.05), y0 + int(fh * 0.35))
+        patch, alpha = hand(int(fw * 0.6), np.array([200, 150, 120], np.float32) * rng.uniform(0.8, 1.05))
+        image, occluder = paste(image, patch, alpha, x0 - int(fw * 0.05), y0 + int(fh * 0.35))
         if variant.endswith("rot15"):
             image = _rotate(image, 15.0)
             occluder = _rotate(occluder.astype(np.uint8) * 255, 15.0) >= 128
     elif variant == "scarf":
-        patch, alpha = _scarf(int(fw * 1.2), rng)
-        image, occluder = _paste(image, patch, alpha, x0 - int(fw * 0.1), y0 + int(fh * 0.72))
+        patch, alpha = scarf(int(fw * 1.2), rng.integers(40, 220, size=(2, 3)).astype(np.uint8))
+        image, occluder = paste(image, patch, alpha, x0 - int(fw * 0.1), y0 + int(fh * 0.72))
     return _frozen(image), _frozen(occluder)
 
 
