@@ -1,0 +1,119 @@
+"""Tests for train.cli: help texts, clear errors, and train -> export -> eval -> predict end to end."""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from train.cli import eval_main, export_main, main, predict_main
+from train.synthetic import make_synthetic_lfw, make_synthetic_store
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models: one intra-op thread is as fast, and does not stall when other
+    # processes share the cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("command,words", [
+    (main, ["--labels", "--lfw-parts", "--val-fraction", "--resume", "--max-steps", "--loss", "--width"]),
+    (eval_main, ["--split", "--max-images", "MODEL"]),
+    (export_main, ["--out-dir", "--format", "CHECKPOINT"]),
+    (predict_main, ["--model", "--out-dir", "INPUTS"]),
+])
+def test_help(command, words):
+    result = CliRunner().invoke(command, ["--help"])
+    assert result.exit_code == 0
+    for word in words:
+        assert word in result.output
+
+
+def test_setup_cfg_registers_the_commands():
+    text = (Path(__file__).resolve().parents[1] / "setup.cfg").read_text()
+    for line in ("svc-train = train.cli:main", "svc-eval = train.cli:eval_main",
+                 "svc-export = train.cli:export_main", "svc-predict = train.cli:predict_main"):
+        assert line in text
+
+
+def test_wrong_store_path_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(main, ["--labels", str(tmp_path / "missing.zarr"), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert "cannot read the label store" in result.output and "missing.zarr" in result.output
+    assert "Traceback" not in result.output
+    (tmp_path / "not_a_store").mkdir()
+    (tmp_path / "not_a_store" / "zarr.json").write_text("{}")
+    result = CliRunner().invoke(main, ["--labels", str(tmp_path / "not_a_store"), "--out", str(tmp_path / "r2")])
+    assert result.exit_code == 1 and "cannot read the label store" in result.output
+
+
+def test_needs_exactly_one_data_source(tmp_path):
+    result = CliRunner().invoke(main, ["--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "--labels" in result.output
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cli")
+    store = base / "labels.zarr"
+    make_synthetic_store(store, count=128, size=64, shard_size=64, bad_rows=[3])
+    out = base / "run"
+    result = CliRunner().invoke(main, ["--labels", str(store), "--out", str(out), "--width", "0.125",
+                                       "--batch-size", "8", "--max-steps", "3", "--num-workers", "0",
+                                       "--val-fraction", "0.5", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["step"] == 3
+    return base, out
+
+
+def test_export_then_eval_the_exports(trained):
+    base, run = trained
+    result = CliRunner().invoke(export_main, [str(run), "--out-dir", str(base / "export"), "--size", "64"])
+    assert result.exit_code == 0, result.output
+    assert "cv2.dnn (batch 1)" in result.output
+    lfw = make_synthetic_lfw(base / "lfw", {"test": 3})
+    tables = []
+    for model in (run, base / "export" / "model.pt", base / "export" / "model.onnx"):
+        result = CliRunner().invoke(eval_main, [str(model), "--lfw-root", str(lfw), "--size", "64",
+                                                "--num-workers", "0", "--json", str(base / "scores.json")])
+        assert result.exit_code == 0, result.output
+        assert "published 128p" in result.output and "superpixel" in result.output
+        tables.append(json.loads((base / "scores.json").read_text())["model"]["64"])
+    # Checkpoint, TorchScript and ONNX are the same model: the same confusion matrix up to rare ties.
+    assert tables[0]["pixel_acc"] == pytest.approx(tables[1]["pixel_acc"], abs=0.01)
+    assert tables[0]["pixel_acc"] == pytest.approx(tables[2]["pixel_acc"], abs=0.01)
+
+
+def test_predict_on_an_image_and_a_video(trained, tmp_path):
+    from labelgen.sample import sample_image, sample_jpeg
+
+    _, run = trained
+    (tmp_path / "face.jpg").write_bytes(sample_jpeg("astronaut/original.jpg"))
+    frame = cv2.cvtColor(cv2.resize(sample_image("astronaut/original.jpg"), (256, 256)), cv2.COLOR_RGB2BGR)
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, (256, 256))
+    for shift in range(3):
+        writer.write(np.roll(frame, 3 * shift, axis=1))
+    writer.release()
+    out = tmp_path / "pred"
+    result = CliRunner().invoke(predict_main, [str(tmp_path / "face.jpg"), str(tmp_path / "clip.avi"),
+                                               "--model", str(run), "--out-dir", str(out), "--size", "64"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert records[0]["status"] == "ok" and records[1]["frames"] == 3
+    mask = cv2.imread(str(out / "face.mask.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (512, 512) and set(np.unique(mask)) <= {0, 1, 2}
+    # The crop (about 2.2 face heights around the face at x 182-270, y 58-178) leaves these parts out.
+    assert (mask > 0).any() and (mask[450:] == 0).all() and (mask[:, :20] == 0).all() and (mask[:, 480:] == 0).all()
+    overlay = cv2.imread(str(out / "face.overlay.png"))
+    assert overlay.shape == (512, 512, 3)
+    assert len(list((out / "clip").glob("frame_*.mask.png"))) == 3
+    capture = cv2.VideoCapture(str(out / "clip.overlay.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    capture.release()

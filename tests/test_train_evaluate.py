@@ -1,0 +1,76 @@
+"""Tests for train.evaluate: hand-made scores, the all-background baseline and the table."""
+
+import numpy as np
+import pytest
+import torch
+
+from train.evaluate import PUBLISHED_128, SegmentationScores, evaluate, format_table
+from train.lfw_parts import load_pair, read_split
+from train.metrics import component_count
+from train.synthetic import make_synthetic_lfw
+
+
+def test_hand_made_scores():
+    gt = np.array([[0, 0, 1, 1],
+                   [0, 0, 1, 1],
+                   [2, 2, 1, 1],
+                   [0, 0, 0, 2]])
+    pred = np.array([[0, 0, 1, 1],
+                     [0, 1, 1, 1],
+                     [2, 0, 1, 1],
+                     [0, 0, 0, 0]])
+    scores = SegmentationScores()
+    scores.update(pred, gt)
+    s = scores.compute()
+    # Confusion rows (gt) x cols (pred): bg [6, 1, 0], face [0, 6, 0], class 2 [2, 0, 1].
+    assert s["pixel_acc"] == pytest.approx(100 * 13 / 16)
+    assert s["iou"] == pytest.approx([100 * 6 / 9, 100 * 6 / 7, 100 * 1 / 3])
+    assert s["miou"] == pytest.approx(np.mean(s["iou"]))
+    assert s["recall"] == pytest.approx([100 * 6 / 7, 100.0, 100 / 3])
+    # Components (8-connected, bg not counted): gt face 1 + class 2 {row 2 pair, corner} = 3; pred 1 + 1 = 2.
+    assert s["sparsity"] == 1.0 and s["images"] == 1
+
+
+def test_one_matrix_over_the_set_not_a_mean_of_images():
+    scores = SegmentationScores()
+    scores.update(np.ones((2, 2), int), np.ones((2, 2), int))  # a perfect image of face
+    scores.update(np.zeros((4, 4), int), np.ones((4, 4), int))  # an all-wrong image, 4x larger
+    assert scores.compute()["iou"][1] == pytest.approx(100 * 4 / 20)  # not the per-image mean 50
+
+
+@pytest.fixture(scope="module")
+def lfw(tmp_path_factory):
+    return make_synthetic_lfw(tmp_path_factory.mktemp("lfw"), {"test": 5})
+
+
+def test_all_background_predictor_equals_the_baseline(lfw):
+    results = evaluate(lambda images: torch.zeros(images.shape[0], *images.shape[2:], dtype=torch.long),
+                       lfw, "test", size=64, batch_size=2, num_workers=0)
+    assert results["images"] == 5
+    for size in ("64", "250"):
+        assert results["model"][size] == results["all_background"][size]
+    labels = [load_pair(lfw, stem)[1] for stem in read_split(lfw, "test")]
+    background = np.mean([(label == 0).mean() for label in labels])
+    native = results["all_background"]["250"]
+    assert native["pixel_acc"] == pytest.approx(100 * background)
+    assert native["iou"][0] == pytest.approx(100 * background) and native["iou"][1:] == [0.0, 0.0]
+    assert native["sparsity"] == pytest.approx(np.mean([component_count(label) for label in labels]))
+
+
+def test_a_good_predictor_beats_the_baseline_and_the_table_prints(lfw):
+    def colour_rule(images):  # the synthetic faces are skin-coloured and the hair violet
+        red, blue = images[:, 0].long(), images[:, 2].long()
+        pred = torch.zeros_like(red)
+        pred[red > 150] = 1
+        pred[(blue > 130) & (red < 150)] = 2
+        return pred
+
+    results = evaluate(colour_rule, lfw, "test", size=128, batch_size=4, num_workers=0)
+    ours, trivial = results["model"]["128"], results["all_background"]["128"]
+    assert ours["miou"] > trivial["miou"] + 30 and ours["iou"][1] > 80
+    assert results["model"]["250"]["pixel_acc"] > 90
+    table = format_table(results)
+    for value in PUBLISHED_128.values():
+        assert f"{value:.2f}" in table
+    assert "superpixel accuracy: not computed" in table
+    assert "ours 250p" in table and "all-bg 128p" in table

@@ -1,0 +1,201 @@
+"""Command-line tools of the training side.
+
+* ``svc-train``   train FaceOccNet on a pseudo-label store or on LFW Part Labels
+* ``svc-eval``    score a model on LFW Part Labels (with the published reference)
+* ``svc-export``  checkpoint -> TorchScript + ONNX (usable as labelgen teachers)
+* ``svc-predict`` segment faces in photos and videos
+
+Multi-GPU: ``torchrun --nproc_per_node N -m train.cli --labels ... --out ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _fail(error: Exception) -> click.ClickException:
+    return click.ClickException(str(error))
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--labels", type=click.Path(path_type=Path),
+              help="Pseudo-label store (Zarr) written by 'labelgen run'. Exclusive with --lfw-parts.")
+@click.option("--lfw-parts", is_flag=True,
+              help="Supervised training on LFW Part Labels' train split (bg/face/hair); validates on its val split.")
+@click.option("--lfw-root", type=click.Path(path_type=Path), default=None,
+              help="LFW Part Labels folder.  [default: ../shared/data/lfw_parts]")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Run folder, e.g. runs/NAME: checkpoints/, metrics.jsonl, curves.png, config.json.")
+@click.option("--val-fraction", default=0.05, show_default=True,
+              help="Fraction of the store's 64-image chunks held out for validation (deterministic; "
+                   "--lfw-parts validates on the official val split instead).")
+@click.option("--val-labels", type=click.Path(path_type=Path), default=None,
+              help="Separate validation store; then all of --labels is used for training.")
+@click.option("--val-max-images", type=int, default=None, help="Validate on at most this many images.")
+@click.option("--model", "model_name", default="faceoccnet", show_default=True, help="Registered model name.")
+@click.option("--width", default=1.0, show_default=True,
+              help="Channel multiplier (1.0 = the published FaceOccNet; 0.25 trains fast on a CPU).")
+@click.option("--loss", type=click.Choice(["consensus", "ce"]), default="consensus", show_default=True,
+              help="Structure-via-consensus loss, or pixel-wise cross-entropy (baseline).")
+@click.option("--alpha", default=10.0, show_default=True, help="Consensus loss: label-term weight.")
+@click.option("--beta", default=5.0, show_default=True, help="Consensus loss: consensus-term weight.")
+@click.option("--epochs", default=30, show_default=True, help="Epochs to train.")
+@click.option("--batch-size", default=128, show_default=True, help="Global batch (split over DDP processes).")
+@click.option("--max-steps", type=int, default=None, help="Stop after this many optimiser steps (short runs).")
+@click.option("--lr", default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--min-lr", default=1e-5, show_default=True, help="Floor of the plateau schedule.")
+@click.option("--lr-patience", default=2, show_default=True,
+              help="Epochs without validation mean-recall gain before the LR drops 10x.")
+@click.option("--image-size", default=128, show_default=True,
+              help="Input side for LFW Part Labels (a store's crop size is used as stored).")
+@click.option("--num-workers", default=2, show_default=True, help="DataLoader workers per process.")
+@click.option("--buffer-size", default=1024, show_default=True, help="Shuffle buffer of the store reader (samples).")
+@click.option("--seed", default=0, show_default=True, help="Seed of init, data order and flips.")
+@click.option("--device", default="auto", show_default=True, help="auto (cuda > mps > cpu), or e.g. cpu, cuda:1.")
+@click.option("--amp/--no-amp", default=None, help="Mixed precision.  [default: on with CUDA only]")
+@click.option("--log-every", default=10, show_default=True, help="Steps between metrics.jsonl training records.")
+@click.option("--keep-checkpoints", default=2, show_default=True,
+              help="Per-epoch checkpoints to keep (0 = all); last.ckpt and best.ckpt are always kept.")
+@click.option("--resume", type=click.Path(path_type=Path), default=None,
+              help="Continue from a checkpoint file or a run folder (its checkpoints/last.ckpt).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="tqdm progress bar.")
+def main(labels, lfw_parts, lfw_root, out, val_fraction, val_labels, val_max_images, model_name, width, loss,
+         alpha, beta, epochs, batch_size, max_steps, lr, min_lr, lr_patience, image_size, num_workers,
+         buffer_size, seed, device, amp, log_every, keep_checkpoints, resume, progress) -> None:
+    """Train a face segmenter with the structure-via-consensus loss (Masi et al., CVPR 2020).
+
+    Trains on the pseudo-label store (--labels; 0 background, 1 face, >=2 one id per
+    occlusion blob), or on LFW Part Labels (--lfw-parts; blobs = connected components
+    per class). Adam, ReduceLROnPlateau on validation mean recall; a checkpoint per
+    epoch (--resume continues exactly, mid-epoch too).
+
+    \b
+    Examples:
+      svc-train --labels labels.zarr --out runs/casia
+      svc-train --lfw-parts --width 0.25 --batch-size 16 --max-steps 300 --out runs/lfw
+      torchrun --nproc_per_node 4 -m train.cli --labels labels.zarr --out runs/ddp
+    """
+    from labelgen.store import StoreError
+    from train.engine import TrainConfig, train
+
+    if bool(labels) == lfw_parts:
+        raise click.UsageError("give exactly one of --labels STORE or --lfw-parts")
+    config = TrainConfig(
+        out=str(out), labels=str(labels) if labels else None, lfw_parts=lfw_parts,
+        lfw_root=str(lfw_root) if lfw_root else None, val_labels=str(val_labels) if val_labels else None,
+        val_fraction=val_fraction, val_max_images=val_max_images, model=model_name, width=width, loss=loss,
+        alpha=alpha, beta=beta, epochs=epochs, batch_size=batch_size, max_steps=max_steps, lr=lr, min_lr=min_lr,
+        lr_patience=lr_patience, image_size=image_size, num_workers=num_workers, buffer_size=buffer_size,
+        seed=seed, device=device, amp=amp, log_every=log_every, keep_checkpoints=keep_checkpoints,
+        progress=progress)
+    try:
+        summary = train(config, resume=str(resume) if resume else None)
+    except StoreError as error:
+        raise click.ClickException(f"cannot read the label store: {error}") from None
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        raise _fail(error) from None
+    click.echo(json.dumps(summary, default=float))
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--lfw-root", type=click.Path(path_type=Path), default=None,
+              help="LFW Part Labels folder.  [default: ../shared/data/lfw_parts]")
+@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option("--size", default=128, show_default=True, help="Network input side.")
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--num-workers", default=2, show_default=True, help="DataLoader workers (JPEG decoding).")
+@click.option("--max-images", type=int, default=None, help="Score only the first N images of the split.")
+@click.option("--device", default="auto", show_default=True, help="auto (cuda > mps > cpu) or a torch device.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the scores here.")
+def eval_main(model, lfw_root, split, size, batch_size, num_workers, max_images, device, json_path) -> None:
+    """Score MODEL (a .ckpt checkpoint or run folder, TorchScript .pt, or .onnx) on LFW Part Labels.
+
+    One confusion matrix over the whole split: per-class IoU, mean IoU (background
+    included), pixel accuracy, per-class and mean recall, and the sparsity error
+    (mean |#components(GT) - #components(pred)|, 8-connected, background not counted),
+    at 128x128 and at 250x250 (prediction upsampled nearest), beside the published
+    128p numbers and an all-background baseline.
+    """
+    from train.engine import select_device
+    from train.evaluate import evaluate, format_table
+    from train.inference import Segmenter
+
+    try:
+        segmenter = Segmenter(model, device=select_device(device) if not str(model).endswith(".onnx") else "cpu")
+        results = evaluate(segmenter.predict, lfw_root, split, size, batch_size, num_workers, max_images,
+                           progress=True)
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        raise _fail(error) from None
+    results["model_path"] = str(model)
+    click.echo(format_table(results))
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=1))
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--out-dir", type=click.Path(path_type=Path), required=True, help="Folder for the exported files.")
+@click.option("--name", default="model", show_default=True, help="File stem: <name>.pt and <name>.onnx.")
+@click.option("--size", default=128, show_default=True, help="Input side the export is traced and checked at.")
+@click.option("--format", "fmt", type=click.Choice(["both", "torchscript", "onnx"]), default="both", show_default=True)
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Compare TorchScript, onnxruntime and cv2.dnn outputs with PyTorch (max |diff| <= 1e-4).")
+def export_main(checkpoint, out_dir, name, size, fmt, check) -> None:
+    """Export a training CHECKPOINT (.ckpt or run folder) to TorchScript and/or ONNX.
+
+    The files follow labelgen's teacher convention (float32 1x3x128x128 RGB in [-1, 1]
+    -> logits), so 'labelgen label --teacher out/model.onnx' can use them.
+    """
+    from train.checkpoint import model_from_checkpoint
+    from train.export import export_model
+
+    formats = ("torchscript", "onnx") if fmt == "both" else (fmt,)
+    try:
+        result = export_model(model_from_checkpoint(checkpoint), out_dir, name, size, formats, check)
+    except (FileNotFoundError, RuntimeError) as error:
+        raise _fail(error) from None
+    for kind in ("torchscript", "onnx"):
+        if result[kind]:
+            click.echo(f"{kind}: {result[kind]}")
+    for runtime, diff in result["max_diff"].items():
+        click.echo(f"max |logit diff| {runtime}: {diff:.2e}")
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--model", type=click.Path(path_type=Path), required=True,
+              help="Checkpoint (.ckpt or run folder), TorchScript .pt or .onnx model.")
+@click.option("--out-dir", type=click.Path(path_type=Path), required=True, help="Folder for masks and overlays.")
+@click.option("--size", default=128, show_default=True, help="Face crop side = network input side.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device for the model.")
+@click.option("--max-frames", type=int, default=None, help="Videos: stop after this many frames.")
+def predict_main(inputs, model, out_dir, size, device, max_frames) -> None:
+    """Segment the face in each image or video of INPUTS.
+
+    Detects the face, cuts the aligned crop the model was trained on, segments it
+    and maps the classes back to the original pixels. Writes <stem>.mask.png (0
+    background, 1 face, 2 occlusion/hair) and <stem>.overlay.png per image; for a
+    video, <stem>/frame_NNNNNN.mask.png per frame and <stem>.overlay.mp4.
+    """
+    from train.predict import predict_paths
+
+    try:
+        records = predict_paths(list(inputs), model, out_dir, size, device, max_frames)
+    except FileNotFoundError as error:
+        raise _fail(error) from None
+    for record in records:
+        click.echo(json.dumps(record))
+    if all(r["status"] != "ok" for r in records):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

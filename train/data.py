@@ -1,0 +1,334 @@
+"""Training data: a streaming reader of the pseudo-label store, and LFW Part Labels.
+
+The store can hold millions of crops, so :class:`StoreDataset` never indexes
+single rows: it reads whole ``CHUNK_IMAGES``-row chunks (one decompression per
+chunk), drops the rows whose status is not OK, and mixes samples through a
+bounded shuffle buffer. The unit that is shuffled and shared out is the chunk:
+
+    epoch chunk order  = permutation(seed, epoch) of the split's chunks
+    rank r             = order[r::world_size]         (DDP processes)
+    worker w of rank r = order[r::world_size][w::num_workers]
+
+so every chunk is read by exactly one worker of one rank per epoch, whatever the
+number of processes, and memory is ``buffer_size`` samples plus one chunk,
+independent of the store size. Only the path and a small per-chunk table live in
+the object; the Zarr handle is opened on first use inside each worker, so the
+dataset pickles cleanly for ``spawn`` workers.
+
+LFW Part Labels (bg / face / hair) is the supervised alternative: its blobs are
+the connected components of each class (:func:`train.losses.blobs_from_class_map`),
+computed in the workers and padded into a batch table by :func:`collate_blobs`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from labelgen.status import Status
+from labelgen.store import CHUNK_IMAGES, LabelStore
+from train.losses import blobs_from_class_map, class_map_from_label_map
+from train.lfw_parts import LFWParts
+
+DEFAULT_BUFFER = 1024
+
+
+def distributed_rank_world() -> tuple[int, int]:
+    """(rank, world size) of the default process group, or (0, 1) without one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def chunk_ok_counts(store: LabelStore, chunk_rows: int = CHUNK_IMAGES) -> np.ndarray:
+    """Number of OK rows in each ``chunk_rows``-row chunk of the store.
+
+    Reads the status column one chunk-sized block at a time so that even this
+    bookkeeping pass stays bounded in memory.
+    """
+    num_chunks = math.ceil(store.count / chunk_rows)
+    counts = np.zeros(num_chunks, dtype=np.int64)
+    block = chunk_rows * 1024  # status is 1 byte per row: 64 Ki rows per read
+    for start in range(0, store.count, block):
+        status = store.read("status", slice(start, min(start + block, store.count)))
+        ok = (status == Status.OK).astype(np.int64)
+        chunk_index = (start + np.arange(len(ok))) // chunk_rows
+        counts += np.bincount(chunk_index, weights=ok, minlength=num_chunks).astype(np.int64)
+    return counts
+
+
+def split_chunks(num_chunks: int, val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic train / validation split of chunk indices.
+
+    Splitting by chunk (not by row) keeps both sides chunk-aligned. With a positive
+    fraction at least one chunk is held out, and at least one is kept for training.
+
+    Args:
+        num_chunks: Number of chunks in the store.
+        val_fraction: Fraction of chunks held out, in [0, 1).
+        seed: Seed of the split permutation (independent of the training seed on purpose:
+            changing the training seed must not leak validation chunks into training).
+
+    Returns:
+        ``(train_chunks, val_chunks)``, each sorted.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    num_val = int(round(val_fraction * num_chunks))
+    if val_fraction > 0 and num_chunks > 1:
+        num_val = min(max(num_val, 1), num_chunks - 1)
+    order = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED])).permutation(num_chunks)
+    return np.sort(order[num_val:]), np.sort(order[:num_val])
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What the training side needs to know about a store, read once."""
+
+    path: str
+    count: int
+    crop_size: int
+    ok_per_chunk: np.ndarray
+
+    @classmethod
+    def read(cls, path: str | Path) -> "StoreInfo":
+        """Opens the store (raises ``StoreError`` for a bad path) and tallies OK rows per chunk."""
+        store = LabelStore(path, mode="r")
+        return cls(str(path), store.count, store.crop_size, chunk_ok_counts(store))
+
+
+class StoreDataset(IterableDataset):
+    """Streams ``(image, label)`` samples of OK rows from a label store.
+
+    Items: ``image`` uint8 tensor 3 x S x S (RGB, 0..255; see
+    :func:`train.models.normalize_image`) and ``label`` int64 S x S store label map
+    (0 background, 1 face, >= 2 occlusion blob ids).
+
+    Call :meth:`set_epoch` before each epoch: the chunk order, the buffer shuffle
+    and the flips are functions of ``(seed, epoch, rank, worker)`` only, so an
+    epoch is reproducible regardless of what ran before it.
+
+    Args:
+        info: The store's :class:`StoreInfo` (or a path, read here).
+        chunks: Chunk indices this dataset covers (e.g. the training split);
+            ``None`` for all.
+        shuffle: Permute the chunk order per epoch and pass samples through the
+            shuffle buffer; ``False`` streams rows in store order (validation).
+        buffer_size: Samples held by the shuffle buffer (bounds memory).
+        hflip: Mirror image and label together with probability 0.5.
+        seed: Base seed.
+        rank, world_size: DDP position; ``None`` asks ``torch.distributed``.
+    """
+
+    def __init__(
+        self,
+        info: StoreInfo | str | Path,
+        chunks: Sequence[int] | None = None,
+        shuffle: bool = True,
+        buffer_size: int = DEFAULT_BUFFER,
+        hflip: bool = True,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ):
+        super().__init__()
+        self.info = info if isinstance(info, StoreInfo) else StoreInfo.read(info)
+        all_chunks = np.arange(len(self.info.ok_per_chunk))
+        self.chunks = all_chunks if chunks is None else np.asarray(chunks, dtype=np.int64)
+        self.shuffle = shuffle
+        self.buffer_size = max(1, int(buffer_size))
+        self.hflip = hflip
+        self.seed = seed
+        default_rank, default_world = distributed_rank_world()
+        self.rank = default_rank if rank is None else rank
+        self.world_size = default_world if world_size is None else world_size
+        self.epoch = 0
+        self._store: LabelStore | None = None
+
+    def __getstate__(self) -> dict:
+        # The Zarr handle stays behind: each worker opens its own on first use.
+        state = self.__dict__.copy()
+        state["_store"] = None
+        return state
+
+    @property
+    def store(self) -> LabelStore:
+        if self._store is None:
+            self._store = LabelStore(self.info.path, mode="r")
+        return self._store
+
+    def set_epoch(self, epoch: int) -> None:
+        """Selects the epoch whose order the next iteration produces."""
+        self.epoch = int(epoch)
+
+    def epoch_chunks(self, epoch: int | None = None) -> np.ndarray:
+        """All chunks of the dataset in the order of ``epoch`` (before sharding)."""
+        epoch = self.epoch if epoch is None else epoch
+        if not self.shuffle:
+            return self.chunks.copy()
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch, 0xC0]))
+        return self.chunks[rng.permutation(len(self.chunks))]
+
+    def shard_chunks(self, rank: int, worker: int, num_workers: int, epoch: int | None = None) -> np.ndarray:
+        """Chunks one worker of one rank reads in ``epoch``; shards are disjoint."""
+        return self.epoch_chunks(epoch)[rank :: self.world_size][worker :: max(1, num_workers)]
+
+    def num_samples(self, rank: int | None = None, epoch: int | None = None) -> int:
+        """OK samples one rank yields in an epoch (all its workers together)."""
+        rank = self.rank if rank is None else rank
+        return int(self.info.ok_per_chunk[self.shard_chunks(rank, 0, 1, epoch)].sum())
+
+    def num_full_batches(self, batch_size: int, num_workers: int, epoch: int | None = None) -> int:
+        """Full batches the *slowest* rank gets from a DataLoader with ``drop_last=True``.
+
+        An iterable DataLoader batches inside each worker, so every worker drops
+        its own remainder. DDP ranks must all run the same number of steps (or the
+        all-reduce hangs), and every rank can compute every rank's count from the
+        chunk table, so the minimum needs no communication.
+        """
+        workers = max(1, num_workers)
+        counts = []
+        for rank in range(self.world_size):
+            full = 0
+            for worker in range(workers):
+                shard = self.shard_chunks(rank, worker, workers, epoch)
+                full += int(self.info.ok_per_chunk[shard].sum()) // batch_size
+            counts.append(full)
+        return min(counts) if counts else 0
+
+    def __len__(self) -> int:
+        return self.num_samples()
+
+    def _read_chunk(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = slice(chunk * CHUNK_IMAGES, min((chunk + 1) * CHUNK_IMAGES, self.info.count))
+        ok = self.store.read("status", rows) == Status.OK
+        if not ok.any():
+            return np.zeros((0,), np.uint8), np.zeros((0,), np.uint8)
+        # Whole-chunk reads: one decompression per chunk; non-OK rows are dropped after.
+        return self.store.read("image", rows)[ok], self.store.read("label", rows)[ok]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        worker = get_worker_info()
+        worker_id, num_workers = (0, 1) if worker is None else (worker.id, worker.num_workers)
+        chunks = self.shard_chunks(self.rank, worker_id, num_workers)
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, self.rank, worker_id, 0xB0]))
+        buffer: list[tuple[np.ndarray, np.ndarray]] = []
+        for chunk in chunks:
+            if self.info.ok_per_chunk[chunk] == 0:
+                continue  # skip the read entirely
+            images, labels = self._read_chunk(int(chunk))
+            for image, label in zip(images, labels):
+                if not self.shuffle:
+                    yield self._sample(image, label, rng)
+                    continue
+                if len(buffer) < self.buffer_size:
+                    buffer.append((image, label))
+                    continue
+                # Reservoir-style swap: emit a random buffered sample, keep the new one.
+                slot = int(rng.integers(len(buffer)))
+                out, buffer[slot] = buffer[slot], (image, label)
+                yield self._sample(*out, rng)
+        for slot in rng.permutation(len(buffer)):
+            yield self._sample(*buffer[slot], rng)
+
+    def _sample(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator):
+        if self.hflip and rng.random() < 0.5:
+            image, label = image[:, ::-1], label[:, ::-1]
+        image_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        label_t = torch.from_numpy(np.ascontiguousarray(label)).long()
+        return image_t, label_t
+
+
+def collate_class_maps(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validation collate for store samples: ``(images, class map)`` with class = min(id, 2)."""
+    images = torch.stack([item[0] for item in batch])
+    labels = torch.stack([item[1] for item in batch])
+    return images, class_map_from_label_map(labels)
+
+
+class LFWPartsTrain(Dataset):
+    """LFW Part Labels as blob-labelled training data.
+
+    Items are ``(image, blob_ids, blob_class)``: uint8 3 x S x S image, int64 S x S
+    per-image blob ids (connected components of each class, 8-connected) and the
+    int64 class of each blob. Flips use a generator seeded by ``(seed, epoch,
+    index)``, so the augmentation is reproducible with any number of workers.
+
+    Args:
+        root: Dataset folder; ``None`` for the default location.
+        split: Split to read (``"train"`` for training).
+        size: Side S of the network input.
+        hflip: Random horizontal flips.
+        seed: Base seed of the flips.
+        cache: Decode and resize the whole split once, here, into two uint8 arrays
+            (1,500 pairs at 128 px: about 100 MB). Workers are forked per epoch, so a
+            cache filled lazily inside them would be thrown away every epoch.
+    """
+
+    def __init__(self, root=None, split: str = "train", size: int = 128, hflip: bool = True, seed: int = 0,
+                 cache: bool = False):
+        self.base = LFWParts(root, split=split, size=size, hflip=False)
+        self.hflip = hflip
+        self.seed = seed
+        self.epoch = 0
+        self.images: np.ndarray | None = None
+        self.labels: np.ndarray | None = None
+        if cache:
+            pairs = [self.base[i][:2] for i in range(len(self.base))]
+            self.images = np.stack([p[0].numpy() for p in pairs])
+            self.labels = np.stack([p[1].numpy().astype(np.uint8) for p in pairs])
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.images is not None:
+            image, label = torch.from_numpy(self.images[index]), torch.from_numpy(self.labels[index]).long()
+        else:
+            image, label, _ = self.base[index]
+        if self.hflip:
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, index, 0xF1]))
+            if rng.random() < 0.5:
+                image, label = image.flip(-1), label.flip(-1)
+        blob_ids, blob_class = blobs_from_class_map(label.numpy())
+        return image.contiguous(), torch.from_numpy(blob_ids), torch.from_numpy(blob_class)
+
+
+def collate_blobs(batch: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
+    """Stacks :class:`LFWPartsTrain` items; blob class tables are padded with -1 to N x B."""
+    images = torch.stack([item[0] for item in batch])
+    blob_ids = torch.stack([item[1] for item in batch])
+    width = max(1, max(len(item[2]) for item in batch))
+    table = torch.full((len(batch), width), -1, dtype=torch.long)
+    for row, item in zip(table, batch):
+        row[: len(item[2])] = item[2]
+    return images, blob_ids, table
+
+
+class LFWPartsEval(Dataset):
+    """LFW Part Labels for validation: ``(image, class map)`` pairs without stems."""
+
+    def __init__(self, root=None, split: str = "val", size: int = 128):
+        self.base = LFWParts(root, split=split, size=size, hflip=False)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, label, _ = self.base[index]
+        return image, label
+
+
+def seeded_generator(*parts: int) -> torch.Generator:
+    """A torch generator seeded from integers (DataLoader shuffles and worker seeds)."""
+    seed = int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
+    return torch.Generator().manual_seed(seed)

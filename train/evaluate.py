@@ -1,0 +1,174 @@
+"""Evaluation on LFW Part Labels: one confusion matrix over the whole split.
+
+Scores (all from a single matrix accumulated over every pixel of the split, as
+the published evaluation does): per-class IoU, mean IoU with background
+included, pixel accuracy, per-class and mean recall; plus the paper's sparsity
+error, the mean over images of |#components(GT) - #components(prediction)|
+(8-connected, background not counted). Each is computed twice:
+
+* at 128x128: the network resolution, against the nearest-resized GT;
+* at 250x250: the 128 prediction upsampled (nearest, pixel-centre aligned) to
+  the original GT.
+
+Superpixel accuracy, the dataset's original measure, cannot be computed: the
+superpixel files are not part of the data copy.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from train.lfw_parts import CLASS_NAMES, NATIVE_SIZE, default_lfw_parts_root, load_pair, read_split
+from train.metrics import ConfusionMatrix, SparsityMeter, resize_nearest
+
+# The authors' released model on this test split at 128x128 input (see the data README).
+PUBLISHED_128 = {"pixel_acc": 96.06, "miou": 87.41, "iou_background": 95.75, "iou_face": 90.63,
+                 "iou_hair": 75.84, "sparsity": 3.51}
+SUPERPIXEL_NOTE = ("superpixel accuracy: not computed (the LFW Part Labels copy has no superpixel files)")
+
+
+class SegmentationScores:
+    """Confusion matrix + sparsity meter at one resolution.
+
+    Args:
+        num_classes: Classes K (background = 0 is scored and included in the means).
+    """
+
+    def __init__(self, num_classes: int = 3):
+        self.cm = ConfusionMatrix(num_classes, ignore_index=None)
+        self.sparsity = SparsityMeter(background=0)
+
+    def update(self, pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor) -> None:
+        """Adds one H x W pair or an N x H x W batch."""
+        self.cm.update(pred, gt)
+        self.sparsity.update(pred, gt)
+
+    def compute(self) -> dict:
+        """Scores in percent (sparsity in components): ``pixel_acc``, ``miou``, ``iou``,
+        ``recall``, ``mean_recall``, ``sparsity`` and the number of ``images``."""
+        s = self.cm.compute()
+        return {
+            "pixel_acc": 100 * s["pixel_acc"],
+            "miou": 100 * s["miou"],
+            "iou": (100 * s["iou"]).tolist(),
+            "recall": (100 * s["recall"]).tolist(),
+            "mean_recall": 100 * s["mean_recall"],
+            "sparsity": self.sparsity.compute(),
+            "images": self.sparsity.count,
+        }
+
+
+class LFWEvalSet(Dataset):
+    """Items ``(image S x S, GT S x S, GT native)``; image uint8 3 x S x S RGB (area-resized)."""
+
+    def __init__(self, root: str | Path | None = None, split: str = "test", size: int = 128,
+                 max_images: int | None = None):
+        self.root = Path(root) if root is not None else default_lfw_parts_root()
+        self.stems = read_split(self.root, split)[:max_images]
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.stems)
+
+    def __getitem__(self, index: int):
+        image, label = load_pair(self.root, self.stems[index])
+        if label.shape != (NATIVE_SIZE, NATIVE_SIZE):
+            raise ValueError(f"{self.stems[index]}: expected {NATIVE_SIZE}x{NATIVE_SIZE}, got {label.shape}")
+        small = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        return (torch.from_numpy(np.ascontiguousarray(small.transpose(2, 0, 1))),
+                torch.from_numpy(resize_nearest(label, self.size)).long(),
+                torch.from_numpy(label).long())
+
+
+def evaluate(
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    root: str | Path | None = None,
+    split: str = "test",
+    size: int = 128,
+    batch_size: int = 32,
+    num_workers: int = 2,
+    max_images: int | None = None,
+    progress: bool = False,
+) -> dict:
+    """Scores a predictor and the all-background baseline on an LFW Part Labels split.
+
+    Args:
+        predict: uint8 N x 3 x S x S images -> int64 N x S x S class maps.
+        root: Dataset folder (``None``: ``../shared/data/lfw_parts``).
+        split: ``"test"`` (the published numbers), ``"val"`` or ``"train"``.
+        size: Network input side S.
+        batch_size: Images per forward pass.
+        num_workers: DataLoader workers (JPEG decoding).
+        max_images: Score only the first images of the split (quick checks).
+        progress: Show a progress bar.
+
+    Returns:
+        ``{"model": {size: scores, 250: scores}, "all_background": {...}, "split", "images"}``,
+        scores as in :meth:`SegmentationScores.compute`.
+    """
+    from tqdm import tqdm
+
+    dataset = LFWEvalSet(root, split, size, max_images)
+    keys = (size, NATIVE_SIZE)
+    ours = {k: SegmentationScores() for k in keys}
+    trivial = {k: SegmentationScores() for k in keys}
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    for images, gt_small, gt_native in tqdm(loader, desc=f"evaluating {split}", disable=not progress, leave=False):
+        pred = predict(images).cpu()
+        ours[size].update(pred, gt_small)
+        ours[NATIVE_SIZE].update(resize_nearest(pred, NATIVE_SIZE), gt_native)
+        trivial[size].update(torch.zeros_like(gt_small), gt_small)
+        trivial[NATIVE_SIZE].update(torch.zeros_like(gt_native), gt_native)
+    return {
+        "split": split,
+        "images": len(dataset),
+        "model": {str(k): v.compute() for k, v in ours.items()},
+        "all_background": {str(k): v.compute() for k, v in trivial.items()},
+    }
+
+
+def _row_values(scores: dict) -> dict[str, float]:
+    values = {"pixel_acc": scores["pixel_acc"], "miou": scores["miou"]}
+    for name, iou in zip(CLASS_NAMES, scores["iou"]):
+        values[f"iou_{name}"] = iou
+    values["mean_recall"] = scores["mean_recall"]
+    for name, recall in zip(CLASS_NAMES, scores["recall"]):
+        values[f"recall_{name}"] = recall
+    values["sparsity"] = scores["sparsity"]
+    return values
+
+
+ROWS = [("pixel_acc", "pixel accuracy (%)"), ("miou", "mean IoU, bg incl. (%)"),
+        ("iou_background", "IoU background (%)"), ("iou_face", "IoU face (%)"), ("iou_hair", "IoU hair (%)"),
+        ("mean_recall", "mean recall (%)"), ("recall_background", "recall background (%)"),
+        ("recall_face", "recall face (%)"), ("recall_hair", "recall hair (%)"),
+        ("sparsity", "component error |#GT - #pred|")]
+
+
+def format_table(results: dict) -> str:
+    """The results side by side with the published 128p reference, as plain text."""
+    size = next(iter(results["model"]))
+    columns = [("published 128p", PUBLISHED_128),
+               (f"ours {size}p", _row_values(results["model"][size])),
+               (f"ours {NATIVE_SIZE}p", _row_values(results["model"][str(NATIVE_SIZE)])),
+               (f"all-bg {size}p", _row_values(results["all_background"][size])),
+               (f"all-bg {NATIVE_SIZE}p", _row_values(results["all_background"][str(NATIVE_SIZE)]))]
+    width = max(len(label) for _, label in ROWS) + 2
+    lines = [f"LFW Part Labels {results['split']} split, {results['images']} images, one confusion matrix",
+             "metric".ljust(width) + "".join(name.rjust(16) for name, _ in columns)]
+    for key, label in ROWS:
+        cells = []
+        for _, values in columns:
+            value = values.get(key)
+            cells.append(("-" if value is None or (isinstance(value, float) and math.isnan(value))
+                          else f"{value:.2f}").rjust(16))
+        lines.append(label.ljust(width) + "".join(cells))
+    lines.append(SUPERPIXEL_NOTE)
+    return "\n".join(lines)

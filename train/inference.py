@@ -1,0 +1,70 @@
+"""Load a trained segmenter from any of its file forms and run it on uint8 images.
+
+Accepted files: a training checkpoint (``.ckpt``, from ``svc-train``), a
+TorchScript module (``.pt`` / ``.ts``, from ``svc-export``) or an ONNX model
+(``.onnx``, run with onnxruntime). All follow the teacher convention of
+:mod:`labelgen.stages.teacher`: float32 N x 3 x H x W RGB in [-1, 1] in,
+N x K x H x W logits out.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from train.checkpoint import CHECKPOINT_SUFFIX, model_from_checkpoint, resolve_checkpoint
+from train.models import normalize_image
+
+
+class Segmenter:
+    """A model file wrapped as ``logits = segmenter(uint8 images)``.
+
+    Args:
+        path: Checkpoint (file or run folder), TorchScript or ONNX file.
+        device: Torch device for checkpoints and TorchScript (ONNX runs on the CPU).
+    """
+
+    def __init__(self, path: str | Path, device: str | torch.device = "cpu"):
+        path = Path(path)
+        self.path = path
+        self.device = torch.device(device)
+        self._session = None
+        if path.suffix == ".onnx":
+            import onnxruntime as ort
+
+            if not path.is_file():
+                raise FileNotFoundError(f"model not found: {path}")
+            self._session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            self._input = self._session.get_inputs()[0].name
+            self.module = None
+        elif path.is_dir() or path.suffix == CHECKPOINT_SUFFIX:
+            self.module = model_from_checkpoint(resolve_checkpoint(path)).to(self.device)
+        else:
+            if not path.is_file():
+                raise FileNotFoundError(f"model not found: {path}")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # still what labelgen's teachers use
+                self.module = torch.jit.load(str(path), map_location=self.device).eval()
+
+    @property
+    def torch_module(self) -> nn.Module | None:
+        """The torch module (``None`` for ONNX)."""
+        return self.module
+
+    def logits(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Logits (float32, CPU) of uint8 RGB images, N x 3 x H x W or N x H x W x 3."""
+        x = normalize_image(images)
+        if self._session is not None:
+            return torch.from_numpy(self._session.run(None, {self._input: x.numpy()})[0])
+        with torch.inference_mode():
+            return self.module(x.to(self.device)).float().cpu()
+
+    def predict(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Class maps (int64 N x H x W) of uint8 RGB images."""
+        return self.logits(images).argmax(1)
+
+    __call__ = predict
