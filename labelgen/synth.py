@@ -39,43 +39,29 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
+from labelgen.lfw_parts import FACE as LFW_FACE
+from labelgen.lfw_parts import SPLITS, default_lfw_parts_root, load_pair, read_split
 from labelgen.occluders import HELDOUT_FAMILIES, TRAIN_FAMILIES, OccluderKind, kinds_of, make_occluder, paste
 from labelgen.stages.components import BACKGROUND, FACE, label_occlusions
 
-SPLITS = ("train", "val", "test")
-LFW_FACE = 1  # LFW Part Labels classes: 0 background, 1 face (with neck), 2 hair
 BLUR_SIGMAS = (0.0, 0.6, 0.9, 1.3, 1.8)
 
 
 # -- the data -------------------------------------------------------------------------------------
 def lfw_parts_root(root: str | Path | None = None) -> Path:
-    """The LFW Part Labels folder: ``root`` if given, else ``<project root>/../shared/data/lfw_parts``.
-
-    Raises:
-        FileNotFoundError: if the folder has no ``splits`` folder.
-    """
-    path = Path(root) if root is not None else Path(__file__).resolve().parents[1].parent / "shared/data/lfw_parts"
-    if not (path / "splits").is_dir():
-        raise FileNotFoundError(f"LFW Part Labels not found at {path.resolve()} (expected images/, labels/, splits/)")
-    return path
+    """The LFW Part Labels folder: ``root`` if given, else ``../shared/data/lfw_parts``."""
+    return Path(root) if root is not None else default_lfw_parts_root()
 
 
 def split_stems(split: str, root: str | Path | None = None) -> list[str]:
     """Stems of an official split (``train`` 1500, ``val`` 500, ``test`` 927), in the official order."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    text = (lfw_parts_root(root) / "splits" / f"{split}.txt").read_text()
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    return read_split(lfw_parts_root(root), split)
 
 
 def load_face(stem: str, root: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(image, face_mask)`` of an LFW Part Labels image: ``uint8`` RGB and boolean ``label == 1``."""
-    root = lfw_parts_root(root)
-    bgr = cv2.imread(str(root / "images" / f"{stem}.jpg"), cv2.IMREAD_COLOR)
-    label = cv2.imread(str(root / "labels" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
-    if bgr is None or label is None:
-        raise FileNotFoundError(f"cannot read image or label of {stem} under {root}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), label == LFW_FACE
+    image, label = load_pair(lfw_parts_root(root), stem)
+    return image, label == LFW_FACE
 
 
 def default_families(split: str) -> tuple[str, ...]:

@@ -14,63 +14,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from labelgen.lfw_parts import CLASS_NAMES, SPLITS, default_lfw_parts_root, load_pair, read_split
 from train.metrics import resize_nearest
 
-SPLITS = ("train", "val", "test")
-CLASS_NAMES = ("background", "face", "hair")
+__all__ = ["CLASS_NAMES", "NATIVE_SIZE", "SPLITS", "LFWParts", "default_lfw_parts_root", "load_pair", "read_split"]
+
 NATIVE_SIZE = 250
-
-
-def default_lfw_parts_root(project_root: str | Path | None = None) -> Path:
-    """Returns ``<project root>/../shared/data/lfw_parts``.
-
-    Args:
-        project_root: Override of the project root (the folder holding ``train/``).
-
-    Raises:
-        FileNotFoundError: If that folder does not exist (the message names the path).
-    """
-    if project_root is None:
-        project_root = Path(__file__).resolve().parents[1]
-    root = (Path(project_root).resolve().parent / "shared" / "data" / "lfw_parts").resolve()
-    if not root.is_dir():
-        raise FileNotFoundError(f"LFW Part Labels not found at {root} (expected ../shared/data/lfw_parts)")
-    return root
-
-
-def read_split(root: str | Path, split: str) -> list[str]:
-    """Stems of one split, in the official order.
-
-    Raises:
-        ValueError: For a split name other than train / val / test.
-        FileNotFoundError: If the split file is missing.
-    """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    path = Path(root) / "splits" / f"{split}.txt"
-    if not path.is_file():
-        raise FileNotFoundError(f"split file not found: {path}")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-
-
-def load_pair(root: str | Path, stem: str) -> tuple[np.ndarray, np.ndarray]:
-    """Loads one native-size pair.
-
-    Returns:
-        ``(image, label)``: uint8 H x W x 3 RGB and uint8 H x W classes.
-
-    Raises:
-        FileNotFoundError: If either file is missing or unreadable.
-    """
-    root = Path(root)
-    image_path, label_path = root / "images" / f"{stem}.jpg", root / "labels" / f"{stem}.png"
-    bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-    label = cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
-    if bgr is None:
-        raise FileNotFoundError(f"cannot read image {image_path}")
-    if label is None:
-        raise FileNotFoundError(f"cannot read label {label_path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), label
 
 
 class LFWParts(Dataset):

@@ -1,0 +1,64 @@
+"""LFW Part Labels on disk: where it is, its official splits, and its image/label pairs.
+
+The data lives outside the project, at ``<project root>/../shared/data/lfw_parts``:
+``images/<stem>.jpg`` (250x250 RGB), ``labels/<stem>.png`` (uint8, 0 background,
+1 face including the neck, 2 hair) and ``splits/{train,val,test}.txt`` (one stem
+per line, official order). Plain numpy: ``labelgen`` uses it without torch, and
+``train.lfw_parts`` builds its torch datasets on it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+CLASS_NAMES = ("background", "face", "hair")
+FACE, HAIR = 1, 2
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_lfw_parts_root(project_root: str | Path | None = None) -> Path:
+    """``<project root>/../shared/data/lfw_parts``.
+
+    Raises:
+        FileNotFoundError: if that folder does not exist (the message names the path).
+    """
+    base = Path(project_root) if project_root is not None else PROJECT_ROOT
+    root = (base.resolve().parent / "shared" / "data" / "lfw_parts").resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"LFW Part Labels not found at {root} (expected ../shared/data/lfw_parts)")
+    return root
+
+
+def read_split(root: str | Path, split: str) -> list[str]:
+    """Stems of one split (train 1500, val 500, test 927), in the official order.
+
+    Raises:
+        ValueError: for a split name other than train / val / test.
+        FileNotFoundError: if the split file is missing.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    path = Path(root) / "splits" / f"{split}.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"split file not found: {path}")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def load_pair(root: str | Path, stem: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(image, label)``: uint8 ``H x W x 3`` RGB and uint8 ``H x W`` classes, at native size.
+
+    Raises:
+        FileNotFoundError: if either file is missing or unreadable.
+    """
+    root = Path(root)
+    image_path, label_path = root / "images" / f"{stem}.jpg", root / "labels" / f"{stem}.png"
+    bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    label = cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
+    if bgr is None:
+        raise FileNotFoundError(f"cannot read image {image_path}")
+    if label is None:
+        raise FileNotFoundError(f"cannot read label {label_path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), label
