@@ -10,6 +10,18 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LFW_PARTS = PROJECT_ROOT.parent / "shared" / "data" / "lfw_parts"
 
 
+@pytest.fixture
+def torch_one_thread():
+    """One intra-op torch thread: the models in tests are tiny, a second thread buys nothing,
+    and spinning threads stall badly when other processes share the cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def lfw_root() -> Path:
     if not (LFW_PARTS / "splits" / "test.txt").is_file():

@@ -20,14 +20,7 @@ TINY = dict(width=0.125, batch_size=8, num_workers=0, val_fraction=0.25, log_eve
 STEPS_PER_EPOCH, VAL_IMAGES = 23, 63
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The models here are tiny: a second intra-op thread buys nothing, and spinning
-    # threads slow down badly when other processes share the cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from labelgen.cli import main as labelgen_main
@@ -14,12 +13,7 @@ from train.loop import LoopConfig, format_history, quality_score, run_loop
 LFW_IMAGES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lfw_parts" / "images"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_quality_score_adds_face_and_occlusion_iou():
