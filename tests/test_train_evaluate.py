@@ -74,3 +74,30 @@ def test_a_good_predictor_beats_the_baseline_and_the_table_prints(lfw):
         assert f"{value:.2f}" in table
     assert "superpixel accuracy: not computed" in table
     assert "ours 250p" in table and "all-bg 128p" in table
+
+
+def test_evaluate_store_scores_exact_labels(tmp_path):
+    from labelgen.store import LabelStore
+    from train.evaluate import evaluate_store, format_store_table
+    from train.losses import class_map_from_label_map
+    from train.synthetic import make_synthetic_store
+
+    path = tmp_path / "exact.zarr"
+    make_synthetic_store(path, count=20, size=32, bad_rows=[3])
+    store = LabelStore(path, mode="r")
+    ok = store.ok_indices()
+    truth = {int(r): class_map_from_label_map(torch.from_numpy(store.read("label", slice(r, r + 1))).long())[0]
+             for r in ok}
+    queue = [truth[int(r)] for r in ok]
+
+    def perfect(images):
+        batch = [queue.pop(0) for _ in range(len(images))]
+        return torch.stack(batch)
+
+    results = evaluate_store(perfect, path, batch_size=8)
+    assert results["images"] == len(ok) == 19
+    assert results["model"]["pixel_acc"] == pytest.approx(100.0)
+    assert results["model"]["iou"][2] == pytest.approx(100.0)
+    assert results["all_background"]["iou"][1] == 0.0
+    table = format_store_table(results)
+    assert "IoU occlusion (%)" in table and "100.00" in table

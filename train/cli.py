@@ -115,7 +115,11 @@ def main(labels, lfw_parts, lfw_root, out, val_fraction, val_labels, val_max_ima
 @click.option("--max-images", type=int, default=None, help="Score only the first N images of the split.")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda > mps > cpu) or a torch device.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the scores here.")
-def eval_main(model, lfw_root, split, size, batch_size, num_workers, max_images, device, json_path) -> None:
+@click.option("--labels", "store_path", type=click.Path(path_type=Path), default=None,
+              help="Score on a label store with exact labels instead (e.g. 'labelgen synth --split test'): "
+                   "classes background / face / occlusion.")
+def eval_main(model, lfw_root, split, size, batch_size, num_workers, max_images, device, json_path,
+              store_path) -> None:
     """Score MODEL (a .ckpt checkpoint or run folder, TorchScript .pt, or .onnx) on LFW Part Labels.
 
     One confusion matrix over the whole split: per-class IoU, mean IoU (background
@@ -124,15 +128,23 @@ def eval_main(model, lfw_root, split, size, batch_size, num_workers, max_images,
     at 128x128 and at 250x250 (prediction upsampled nearest), beside the published
     128p numbers and an all-background baseline.
     """
+    from labelgen.store import StoreError
     from train.engine import select_device
-    from train.evaluate import evaluate, format_table
+    from train.evaluate import evaluate, evaluate_store, format_store_table, format_table
     from train.inference import Segmenter
 
     try:
         segmenter = Segmenter(model, device=select_device(device) if not str(model).endswith(".onnx") else "cpu")
+        if store_path is not None:
+            results = evaluate_store(segmenter.predict, store_path, batch_size, progress=True)
+            click.echo(format_store_table(results))
+            if json_path:
+                json_path.parent.mkdir(parents=True, exist_ok=True)
+                json_path.write_text(json.dumps(results, indent=1))
+            return
         results = evaluate(segmenter.predict, lfw_root, split, size, batch_size, num_workers, max_images,
                            progress=True)
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
+    except (FileNotFoundError, ValueError, RuntimeError, StoreError) as error:
         raise _fail(error) from None
     results["model_path"] = str(model)
     click.echo(format_table(results))

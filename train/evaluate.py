@@ -134,22 +134,71 @@ def evaluate(
     }
 
 
-def _row_values(scores: dict) -> dict[str, float]:
+def evaluate_store(predict: Callable[[torch.Tensor], torch.Tensor], store_path: str | Path,
+                   batch_size: int = 32, progress: bool = False) -> dict:
+    """Scores a predictor on the ok rows of a label store, class = min(id, 2).
+
+    Meant for stores with exact labels, such as ``labelgen synth --split test``
+    (held-out synthetic occlusions): background, visible face, occlusion.
+
+    Returns:
+        ``{"store", "images", "model": scores, "all_background": scores}``, scores as in
+        :meth:`SegmentationScores.compute` at the store's crop size.
+    """
+    from tqdm import tqdm
+
+    from labelgen.store import LabelStore
+    from train.losses import class_map_from_label_map
+
+    store = LabelStore(store_path, mode="r")
+    rows = store.ok_indices()
+    ours, trivial = SegmentationScores(), SegmentationScores()
+    for start in tqdm(range(0, len(rows), batch_size), desc="evaluating store", disable=not progress, leave=False):
+        batch = rows[start:start + batch_size]
+        images = torch.from_numpy(store.read("image", batch)).permute(0, 3, 1, 2).contiguous()
+        truth = class_map_from_label_map(torch.from_numpy(store.read("label", batch)).long())
+        ours.update(predict(images).cpu(), truth)
+        trivial.update(torch.zeros_like(truth), truth)
+    return {"store": str(store_path), "images": int(len(rows)), "model": ours.compute(),
+            "all_background": trivial.compute()}
+
+
+def _row_values(scores: dict, class_names: tuple[str, ...] = CLASS_NAMES) -> dict[str, float]:
     values = {"pixel_acc": scores["pixel_acc"], "miou": scores["miou"]}
-    for name, iou in zip(CLASS_NAMES, scores["iou"]):
+    for name, iou in zip(class_names, scores["iou"]):
         values[f"iou_{name}"] = iou
     values["mean_recall"] = scores["mean_recall"]
-    for name, recall in zip(CLASS_NAMES, scores["recall"]):
+    for name, recall in zip(class_names, scores["recall"]):
         values[f"recall_{name}"] = recall
     values["sparsity"] = scores["sparsity"]
     return values
 
 
-ROWS = [("pixel_acc", "pixel accuracy (%)"), ("miou", "mean IoU, bg incl. (%)"),
-        ("iou_background", "IoU background (%)"), ("iou_face", "IoU face (%)"), ("iou_hair", "IoU hair (%)"),
-        ("mean_recall", "mean recall (%)"), ("recall_background", "recall background (%)"),
-        ("recall_face", "recall face (%)"), ("recall_hair", "recall hair (%)"),
-        ("sparsity", "component error |#GT - #pred|")]
+def table_rows(class_names: tuple[str, ...] = CLASS_NAMES) -> list[tuple[str, str]]:
+    """``(key, label)`` of the table's rows for these class names."""
+    return ([("pixel_acc", "pixel accuracy (%)"), ("miou", "mean IoU, bg incl. (%)")]
+            + [(f"iou_{name}", f"IoU {name} (%)") for name in class_names]
+            + [("mean_recall", "mean recall (%)")]
+            + [(f"recall_{name}", f"recall {name} (%)") for name in class_names]
+            + [("sparsity", "component error |#GT - #pred|")])
+
+
+ROWS = table_rows()
+
+
+def _render(title: str, columns: list[tuple[str, dict]], rows: list[tuple[str, str]], footer: str = "") -> str:
+    width = max(len(label) for _, label in rows) + 2
+    lines = [title, "metric".ljust(width) + "".join(name.rjust(16) for name, _ in columns)]
+    for key, label in rows:
+        cells = []
+        for _, values in columns:
+            value = values.get(key)
+            cells.append(("-" if value is None or (isinstance(value, float) and math.isnan(value))
+                          else f"{value:.2f}").rjust(16))
+        lines.append(label.ljust(width) + "".join(cells))
+    if footer:
+        lines.append(footer)
+    return "\n".join(lines)
 
 
 def format_table(results: dict) -> str:
@@ -160,15 +209,16 @@ def format_table(results: dict) -> str:
                (f"ours {NATIVE_SIZE}p", _row_values(results["model"][str(NATIVE_SIZE)])),
                (f"all-bg {size}p", _row_values(results["all_background"][size])),
                (f"all-bg {NATIVE_SIZE}p", _row_values(results["all_background"][str(NATIVE_SIZE)]))]
-    width = max(len(label) for _, label in ROWS) + 2
-    lines = [f"LFW Part Labels {results['split']} split, {results['images']} images, one confusion matrix",
-             "metric".ljust(width) + "".join(name.rjust(16) for name, _ in columns)]
-    for key, label in ROWS:
-        cells = []
-        for _, values in columns:
-            value = values.get(key)
-            cells.append(("-" if value is None or (isinstance(value, float) and math.isnan(value))
-                          else f"{value:.2f}").rjust(16))
-        lines.append(label.ljust(width) + "".join(cells))
-    lines.append(SUPERPIXEL_NOTE)
-    return "\n".join(lines)
+    title = f"LFW Part Labels {results['split']} split, {results['images']} images, one confusion matrix"
+    return _render(title, columns, ROWS, SUPERPIXEL_NOTE)
+
+
+STORE_CLASSES = ("background", "face", "occlusion")
+
+
+def format_store_table(results: dict) -> str:
+    """Scores on a label store (classes background / face / occlusion), beside all-background."""
+    columns = [("model", _row_values(results["model"], STORE_CLASSES)),
+               ("all-bg", _row_values(results["all_background"], STORE_CLASSES))]
+    title = f"{results['store']}: {results['images']} ok images, one confusion matrix"
+    return _render(title, columns, table_rows(STORE_CLASSES))
