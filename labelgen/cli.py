@@ -59,10 +59,11 @@ def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, c
     """
     from tqdm import tqdm
 
-    from labelgen.chain import ChainConfig, LabelChain
+    from labelgen.chain import ChainConfig, LabelChain, LabelResult
     from labelgen.overlay import caption, label_colours, overlay_labels, overlay_original
     from labelgen.sample import sample_jpeg, sample_keys
     from labelgen.stages.decode import decode_image
+    from labelgen.status import Status
 
     if not images and not sample:
         raise click.UsageError("give image paths, or --sample for the embedded sample")
@@ -77,9 +78,6 @@ def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, c
             try:
                 data = read()
             except OSError as error:
-                from labelgen.chain import LabelResult
-                from labelgen.status import Status
-
                 result = LabelResult(key=key, status=Status.READ_ERROR, message=str(error))
             else:
                 result = chain.label_bytes(data, key)
