@@ -1,6 +1,7 @@
 """Tests for train.data: the streaming store reader and the LFW blob dataset."""
 
 import pickle
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -116,9 +117,9 @@ def test_reads_whole_aligned_chunks_only(store_path, monkeypatch):
 def test_dataset_pickles_without_its_store_handle(store_path):
     dataset = StoreDataset(store_path)
     next(iter(dataset))  # opens the store in this process
-    assert dataset._store is not None
+    assert dataset._stores
     clone = pickle.loads(pickle.dumps(dataset))
-    assert clone._store is None and clone.info.path == str(store_path)
+    assert clone._stores == {} and clone.info.path == str(store_path)
     assert len(list(clone)) == len(dataset)
 
 
@@ -181,3 +182,20 @@ def test_spawned_worker_opens_the_store_itself(store_path, stored):
     loader = DataLoader(dataset, batch_size=None, num_workers=1, multiprocessing_context="spawn")
     rows = sorted(_identify(image, label, stored)[0] for image, label in loader)
     assert rows == stored[2].tolist()
+
+
+def test_several_stores_are_read_as_one(tmp_path):
+    first = make_synthetic_store(tmp_path / "a.zarr", count=100, size=16, bad_rows=[], seed=1, mark_ids=True)
+    second = make_synthetic_store(tmp_path / "b.zarr", count=70, size=16, bad_rows=[5], seed=2, mark_ids=True)
+    info = StoreInfo.read(first.path, second.path)
+    assert info.paths == (str(first.path), str(second.path)) and info.first_chunks == (0, 2)
+    assert info.locate(3) == (1, slice(64, 70))
+    dataset = StoreDataset(info, buffer_size=16, hflip=False)
+    assert len(dataset) == 169
+    samples = list(dataset)
+    assert len(samples) == 169
+    ids = Counter(int(image[0, 0, 0]) + 256 * int(image[1, 0, 0]) for image, _ in samples)
+    expected = Counter(range(100)) + Counter(i for i in range(70) if i != 5)
+    assert ids == expected  # every ok row of both stores exactly once
+    with pytest.raises(ValueError, match="crop sizes"):
+        StoreInfo.read(first.path, make_synthetic_store(tmp_path / "c.zarr", count=8, size=32).path)

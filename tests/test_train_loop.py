@@ -52,9 +52,13 @@ def test_student_as_teacher_loop_runs_end_to_end_and_resumes(tmp_path):
     corpus.mkdir()
     for path in sorted(LFW_IMAGES.glob("A*.jpg"))[:6]:
         (corpus / path.name).symlink_to(path.resolve())
+    exact = tmp_path / "exact.zarr"
+    from labelgen.synth import write_synthetic_store
+
+    write_synthetic_store(exact, split="train", limit=4)
     config = LoopConfig(source="folder", root=str(corpus), out=str(tmp_path / "loop"), teacher="classical",
                         rounds=2, width=0.125, batch_size=4, max_steps=2, workers=0, num_workers=0,
-                        quality_limit=2, min_gain=-1.0, shard_size=4)
+                        quality_limit=2, min_gain=-1.0, shard_size=4, extra_labels=(str(exact),))
     lines = []
     history = run_loop(config, echo=lines.append)
     assert [item["round"] for item in history] == [0, 1, 2]
@@ -63,8 +67,11 @@ def test_student_as_teacher_loop_runs_end_to_end_and_resumes(tmp_path):
         assert Path(item["student"]).is_file()
         assert sum(item["label_counts"].values()) == 6
         assert 0.0 <= item["metrics"]["face_iou"] <= 1.0
-        store = LabelStore(Path(config.out) / f"round_{item['round']}" / "labels.zarr", mode="r")
+        folder = Path(config.out) / f"round_{item['round']}"
+        store = LabelStore(folder / "labels.zarr", mode="r")
         assert store.attrs["config"]["teacher"] == item["teacher"]
+        trained_on = json.loads((folder / "run" / "config.json").read_text())["labels"]
+        assert trained_on == [str(store.path), str(exact)]  # pseudo-labels mixed with exact labels
     saved = json.loads((Path(config.out) / "history.json").read_text())
     assert [item["score"] for item in saved] == [item["score"] for item in history]
     assert any(line.startswith("best: round") for line in lines)

@@ -25,8 +25,9 @@ def _fail(error: Exception) -> click.ClickException:
 
 
 @click.command(context_settings=CONTEXT)
-@click.option("--labels", type=click.Path(path_type=Path),
-              help="Pseudo-label store (Zarr) written by 'labelgen run'. Exclusive with --lfw-parts.")
+@click.option("--labels", type=click.Path(path_type=Path), multiple=True,
+              help="Label store (Zarr) written by 'labelgen run' or 'labelgen synth'; repeat to mix several "
+                   "(e.g. pseudo-labels plus exact synthetic labels). Exclusive with --lfw-parts.")
 @click.option("--lfw-parts", is_flag=True,
               help="Supervised training on LFW Part Labels' train split (bg/face/hair); validates on its val split.")
 @click.option("--lfw-root", type=click.Path(path_type=Path), default=None,
@@ -88,7 +89,7 @@ def main(labels, lfw_parts, lfw_root, out, val_fraction, val_labels, val_max_ima
     if bool(labels) == lfw_parts:
         raise click.UsageError("give exactly one of --labels STORE or --lfw-parts")
     config = TrainConfig(
-        out=str(out), labels=str(labels) if labels else None, lfw_parts=lfw_parts,
+        out=str(out), labels=[str(path) for path in labels] or None, lfw_parts=lfw_parts,
         lfw_root=str(lfw_root) if lfw_root else None, val_labels=str(val_labels) if val_labels else None,
         val_fraction=val_fraction, val_max_images=val_max_images, model=model_name, width=width, loss=loss,
         alpha=alpha, beta=beta, epochs=epochs, batch_size=batch_size, max_steps=max_steps, lr=lr, min_lr=min_lr,
@@ -227,8 +228,11 @@ def predict_main(inputs, model, out_dir, size, device, max_frames) -> None:
               help="Synthetic val faces (held-out occluders) to measure each teacher on.")
 @click.option("--min-gain", default=0.005, show_default=True,
               help="Stop when a round raises face IoU + occlusion IoU by less than this.")
+@click.option("--extra-labels", type=click.Path(path_type=Path), multiple=True,
+              help="Store(s) with exact labels (e.g. 'labelgen synth --split train') mixed into each student's "
+                   "training data.")
 def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size, max_steps, workers, num_workers,
-              quality_limit, min_gain) -> None:
+              quality_limit, min_gain, extra_labels) -> None:
     """Student as teacher: label the corpus with the teacher, train a student on the labels, export it,
     measure it, and let it label the next round; stop when quality stops rising.
 
@@ -240,7 +244,8 @@ def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size
     config = LoopConfig(source=source_name, root=str(root.resolve()) if root else None, out=str(out),
                         teacher=teacher if teacher in ("classical", "hull") else str(Path(teacher).resolve()),
                         rounds=rounds, width=width, epochs=epochs, batch_size=batch_size, max_steps=max_steps,
-                        workers=workers, num_workers=num_workers, quality_limit=quality_limit, min_gain=min_gain)
+                        workers=workers, num_workers=num_workers, quality_limit=quality_limit, min_gain=min_gain,
+                        extra_labels=tuple(str(path.resolve()) for path in extra_labels))
     try:
         run_loop(config, echo=click.echo)
     except (FileNotFoundError, ValueError) as error:

@@ -22,6 +22,8 @@ computed in the workers and padded into a batch table by :func:`collate_blobs`.
 
 from __future__ import annotations
 
+import bisect
+
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,18 +91,43 @@ def split_chunks(num_chunks: int, val_fraction: float, seed: int = 0) -> tuple[n
 
 @dataclass(frozen=True)
 class StoreInfo:
-    """What the training side needs to know about a store, read once."""
+    """What the training side needs to know about one or more stores, read once.
 
-    path: str
-    count: int
+    The chunks of several stores are numbered one after the other, so a
+    dataset over several stores (pseudo-labels plus exact synthetic labels,
+    say) shuffles and shards them as if they were one.
+    """
+
+    paths: tuple[str, ...]
+    counts: tuple[int, ...]
     crop_size: int
     ok_per_chunk: np.ndarray
+    first_chunks: tuple[int, ...]
 
     @classmethod
-    def read(cls, path: str | Path) -> "StoreInfo":
-        """Opens the store (raises ``StoreError`` for a bad path) and tallies OK rows per chunk."""
-        store = LabelStore(path, mode="r")
-        return cls(str(path), store.count, store.crop_size, chunk_ok_counts(store))
+    def read(cls, *paths: str | Path) -> "StoreInfo":
+        """Opens the stores (raises ``StoreError`` for a bad path) and tallies OK rows per chunk."""
+        if not paths:
+            raise ValueError("no label store given")
+        stores = [LabelStore(path, mode="r") for path in paths]
+        sizes = {store.crop_size for store in stores}
+        if len(sizes) > 1:
+            raise ValueError(f"the label stores have different crop sizes {sorted(sizes)}; they cannot be mixed")
+        tallies = [chunk_ok_counts(store) for store in stores]
+        first = np.concatenate([[0], np.cumsum([len(t) for t in tallies])[:-1]]).astype(int)
+        return cls(tuple(str(p) for p in paths), tuple(store.count for store in stores), sizes.pop(),
+                   np.concatenate(tallies), tuple(int(f) for f in first))
+
+    @property
+    def path(self) -> str:
+        """The first store's path (the only one for a single store)."""
+        return self.paths[0]
+
+    def locate(self, chunk: int) -> tuple[int, slice]:
+        """``(store index, rows)`` of a global chunk number."""
+        index = bisect.bisect_right(self.first_chunks, chunk) - 1
+        local = chunk - self.first_chunks[index]
+        return index, slice(local * CHUNK_IMAGES, min((local + 1) * CHUNK_IMAGES, self.counts[index]))
 
 
 class StoreDataset(IterableDataset):
@@ -115,7 +142,7 @@ class StoreDataset(IterableDataset):
     epoch is reproducible regardless of what ran before it.
 
     Args:
-        info: The store's :class:`StoreInfo` (or a path, read here).
+        info: The :class:`StoreInfo` of one or more stores (or a path, read here).
         chunks: Chunk indices this dataset covers (e.g. the training split);
             ``None`` for all.
         shuffle: Permute the chunk order per epoch and pass samples through the
@@ -149,19 +176,18 @@ class StoreDataset(IterableDataset):
         self.rank = default_rank if rank is None else rank
         self.world_size = default_world if world_size is None else world_size
         self.epoch = 0
-        self._store: LabelStore | None = None
+        self._stores: dict[int, LabelStore] = {}
 
     def __getstate__(self) -> dict:
-        # The Zarr handle stays behind: each worker opens its own on first use.
+        # The Zarr handles stay behind: each worker opens its own on first use.
         state = self.__dict__.copy()
-        state["_store"] = None
+        state["_stores"] = {}
         return state
 
-    @property
-    def store(self) -> LabelStore:
-        if self._store is None:
-            self._store = LabelStore(self.info.path, mode="r")
-        return self._store
+    def _store(self, index: int) -> LabelStore:
+        if index not in self._stores:
+            self._stores[index] = LabelStore(self.info.paths[index], mode="r")
+        return self._stores[index]
 
     def set_epoch(self, epoch: int) -> None:
         """Selects the epoch whose order the next iteration produces."""
@@ -206,12 +232,13 @@ class StoreDataset(IterableDataset):
         return self.num_samples()
 
     def _read_chunk(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-        rows = slice(chunk * CHUNK_IMAGES, min((chunk + 1) * CHUNK_IMAGES, self.info.count))
-        ok = self.store.read("status", rows) == Status.OK
+        index, rows = self.info.locate(chunk)
+        store = self._store(index)
+        ok = store.read("status", rows) == Status.OK
         if not ok.any():
             return np.zeros((0,), np.uint8), np.zeros((0,), np.uint8)
         # Whole-chunk reads: one decompression per chunk; non-OK rows are dropped after.
-        return self.store.read("image", rows)[ok], self.store.read("label", rows)[ok]
+        return store.read("image", rows)[ok], store.read("label", rows)[ok]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         worker = get_worker_info()

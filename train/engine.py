@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -55,7 +55,7 @@ class TrainConfig:
 
     Attributes:
         out: Run folder (checkpoints, metrics.jsonl, curves.png, config.json).
-        labels: Pseudo-label store to train on (exclusive with ``lfw_parts``).
+        labels: Label store(s) to train on, mixed chunk by chunk (exclusive with ``lfw_parts``).
         lfw_parts: Train on LFW Part Labels' train split instead (validated on its val split).
         lfw_root: LFW Part Labels folder; ``None`` for ``../shared/data/lfw_parts``.
         val_labels: Separate validation store (then all of ``labels`` is trained on).
@@ -87,7 +87,7 @@ class TrainConfig:
     """
 
     out: str
-    labels: str | None = None
+    labels: str | list[str] | None = None
     lfw_parts: bool = False
     lfw_root: str | None = None
     val_labels: str | None = None
@@ -122,6 +122,11 @@ class TrainConfig:
 
 
 # --------------------------------------------------------------------------- environment
+def store_paths(labels: str | Sequence[str]) -> list[str]:
+    """``labels`` as a list of store paths (one path or several)."""
+    return [labels] if isinstance(labels, (str, Path)) else [str(p) for p in labels]
+
+
 def select_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
     """``"auto"`` picks CUDA (this process's local GPU), then Apple MPS, then the CPU."""
     if preference != "auto":
@@ -196,7 +201,7 @@ class TrainingData:
 
     def _init_store(self) -> None:
         config, env = self.config, self.env
-        info = StoreInfo.read(config.labels)
+        info = StoreInfo.read(*store_paths(config.labels))
         self.image_size = info.crop_size
         if config.val_labels:
             train_chunks, val_info, val_chunks = None, StoreInfo.read(config.val_labels), None
