@@ -82,7 +82,7 @@ class LabelResult:
     image: np.ndarray | None = None  # (S, S, 3) uint8 aligned face crop
     label: np.ndarray | None = None  # (S, S) uint8: 0 background, 1 face, >=2 occlusion blobs
     image_shape: tuple[int, int] = (0, 0)
-    faces_seen: int = 0
+    faces_seen: int = -1  # -1: detection did not run (or a box hint replaced it)
     box: np.ndarray | None = None  # (4,) x0, y0, x1, y1 in original pixels
     score: float = float("nan")
     rotation: np.ndarray | None = None  # (3, 3)
@@ -98,6 +98,15 @@ class LabelResult:
     def ok(self) -> bool:
         return self.status == Status.OK
 
+    @property
+    def rodrigues(self) -> np.ndarray | None:
+        """The rotation as a Rodrigues vector (3,), or ``None`` before the pose stage."""
+        if self.rotation is None:
+            return None
+        import cv2
+
+        return cv2.Rodrigues(self.rotation)[0].ravel()
+
     def to_record(self) -> dict:
         """JSON-ready summary (no pixel arrays)."""
         def listed(array):
@@ -112,9 +121,7 @@ class LabelResult:
             "timings_ms": {k: round(v * 1000, 2) for k, v in self.timings.items()},
         }
         if self.rotation is not None:
-            import cv2
-
-            record["pose"] = {"rotation": listed(self.rotation), "rodrigues": listed(cv2.Rodrigues(self.rotation)[0].ravel()),
+            record["pose"] = {"rotation": listed(self.rotation), "rodrigues": listed(self.rodrigues),
                               "translation": listed(self.translation), "camera": listed(self.camera),
                               "method": self.pose_method}
         return record

@@ -184,8 +184,6 @@ def label_shard(store_path: str, index: int) -> dict:
 
 def results_to_columns(results: list[LabelResult], crop_size: int) -> dict[str, np.ndarray]:
     """Stack per-image results into the store's per-shard columns (fill values where missing)."""
-    import cv2
-
     specs = array_specs(crop_size)
     columns = {name: np.full((len(results),) + spec.tail, spec.fill, spec.dtype)
                for name, spec in specs.items() if name not in ("identity", "box_hint")}
@@ -195,7 +193,7 @@ def results_to_columns(results: list[LabelResult], crop_size: int) -> dict[str, 
         if result.box is not None:
             columns["bbox"][row] = result.box
         if result.rotation is not None:
-            columns["pose"][row] = np.concatenate([cv2.Rodrigues(result.rotation)[0].ravel(), result.translation])
+            columns["pose"][row] = np.concatenate([result.rodrigues, result.translation])
             columns["camera"][row] = [result.camera[0, 0], result.camera[0, 2], result.camera[1, 2]]
         if result.contour is not None:
             columns["contour"][row] = result.contour

@@ -50,10 +50,6 @@ class Pose:
     method: str
     reprojection_error: float = field(default=float("nan"))
 
-    @property
-    def rodrigues(self) -> np.ndarray:
-        return cv2.Rodrigues(self.rotation)[0].ravel()
-
     def euler_degrees(self) -> tuple[float, float, float]:
         """Yaw, pitch, roll in degrees (for reports and filtering)."""
         r = self.rotation
