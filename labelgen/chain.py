@@ -94,6 +94,11 @@ class LabelResult:
     blobs: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
+    @classmethod
+    def unreadable(cls, key: str, error: Exception) -> "LabelResult":
+        """The result for an image whose bytes could not be read (missing file, I/O error)."""
+        return cls(key=key, status=Status.READ_ERROR, message=f"{type(error).__name__}: {error}")
+
     @property
     def ok(self) -> bool:
         return self.status == Status.OK
@@ -162,28 +167,18 @@ class LabelChain:
                 ``faces_seen`` is -1 (unknown).
         """
         result = LabelResult(key=key)
-        try:
+
+        def decode_and_label() -> None:
             with _timed(result, "decode"):
                 rgb = decode_image(data)
             self._label(rgb, result, box_hint)
-        except StageError as error:
-            result.status, result.message = error.status, error.message
-        except Exception as error:  # a bug or a model crash must not end a million-image job
-            result.status = Status.INTERNAL_ERROR
-            result.message = f"{type(error).__name__}: {error} | {_where(error)}"
-        return result
+
+        return _failures_as_status(result, decode_and_label)
 
     def label_image(self, rgb: np.ndarray, key: str = "", box_hint: tuple = ()) -> LabelResult:
         """Label an already decoded ``uint8`` RGB image. Never raises."""
         result = LabelResult(key=key)
-        try:
-            self._label(rgb, result, box_hint)
-        except StageError as error:
-            result.status, result.message = error.status, error.message
-        except Exception as error:
-            result.status = Status.INTERNAL_ERROR
-            result.message = f"{type(error).__name__}: {error} | {_where(error)}"
-        return result
+        return _failures_as_status(result, lambda: self._label(rgb, result, box_hint))
 
     def _label(self, rgb: np.ndarray, result: LabelResult, box_hint: tuple = ()) -> None:
         config = self.config
@@ -242,6 +237,18 @@ class LabelChain:
             result.crop = work.resized(config.crop_size)
         result.blobs = int(max(0, int(labels.max()) - 1))
         result.status = Status.OK
+
+
+def _failures_as_status(result: LabelResult, work) -> LabelResult:
+    """Run ``work()``; any failure becomes the result's status and message instead of an exception."""
+    try:
+        work()
+    except StageError as error:
+        result.status, result.message = error.status, error.message
+    except Exception as error:  # a bug or a model crash must not end a million-image job
+        result.status = Status.INTERNAL_ERROR
+        result.message = f"{type(error).__name__}: {error} | {_where(error)}"
+    return result
 
 
 class _timed:

@@ -63,7 +63,6 @@ def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, c
     from labelgen.overlay import caption, label_colours, overlay_labels, overlay_original
     from labelgen.sample import sample_jpeg, sample_keys
     from labelgen.stages.decode import decode_image
-    from labelgen.status import Status
 
     if not images and not sample:
         raise click.UsageError("give image paths, or --sample for the embedded sample")
@@ -78,7 +77,7 @@ def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, c
             try:
                 data = read()
             except OSError as error:
-                result = LabelResult(key=key, status=Status.READ_ERROR, message=str(error))
+                result = LabelResult.unreadable(key, error)
             else:
                 result = chain.label_bytes(data, key)
             counts[result.status.label] += 1

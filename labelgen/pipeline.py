@@ -170,7 +170,7 @@ def label_shard(store_path: str, index: int) -> dict:
         try:
             data = source.read(entry.locator)
         except Exception as error:  # missing file, I/O error, bad span: that image only
-            results.append(LabelResult(key=entry.key, status=Status.READ_ERROR, message=f"{type(error).__name__}: {error}"))
+            results.append(LabelResult.unreadable(entry.key, error))
             continue
         results.append(chain.label_bytes(data, entry.key, entry.hint))
     store.write_rows(rows, results_to_columns(results, store.crop_size))
