@@ -30,6 +30,10 @@ def _fail(error: Exception) -> click.ClickException:
                    "(e.g. pseudo-labels plus exact synthetic labels). Exclusive with --lfw-parts.")
 @click.option("--lfw-parts", is_flag=True,
               help="Supervised training on LFW Part Labels' train split (bg/face/hair); validates on its val split.")
+@click.option("--occlude", is_flag=True,
+              help="With --lfw-parts: paste fresh synthetic occluders (training families) on every draw and "
+                   "train background/face/occlusion, the teacher recipe; validates on the synthetic val "
+                   "split (or --val-labels).")
 @click.option("--lfw-root", type=click.Path(path_type=Path), default=None,
               help="LFW Part Labels folder.  [default: ../shared/data/lfw_parts]")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
@@ -67,7 +71,7 @@ def _fail(error: Exception) -> click.ClickException:
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
               help="Continue from a checkpoint file or a run folder (its checkpoints/last.ckpt).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="tqdm progress bar.")
-def main(labels, lfw_parts, lfw_root, out, val_fraction, val_labels, val_max_images, model_name, width, loss,
+def main(labels, lfw_parts, occlude, lfw_root, out, val_fraction, val_labels, val_max_images, model_name, width, loss,
          alpha, beta, epochs, batch_size, max_steps, lr, min_lr, lr_patience, image_size, num_workers,
          buffer_size, seed, device, amp, log_every, keep_checkpoints, resume, progress) -> None:
     """Train a face segmenter with the structure-via-consensus loss (Masi et al., CVPR 2020).
@@ -81,6 +85,7 @@ def main(labels, lfw_parts, lfw_root, out, val_fraction, val_labels, val_max_ima
     Examples:
       svc-train --labels labels.zarr --out runs/casia
       svc-train --lfw-parts --width 0.25 --batch-size 16 --max-steps 300 --out runs/lfw
+      svc-train --lfw-parts --occlude --width 0.25 --out runs/teacher
       torchrun --nproc_per_node 4 -m train.cli --labels labels.zarr --out runs/ddp
     """
     from labelgen.store import StoreError
@@ -89,7 +94,7 @@ def main(labels, lfw_parts, lfw_root, out, val_fraction, val_labels, val_max_ima
     if bool(labels) == lfw_parts:
         raise click.UsageError("give exactly one of --labels STORE or --lfw-parts")
     config = TrainConfig(
-        out=str(out), labels=[str(path) for path in labels] or None, lfw_parts=lfw_parts,
+        out=str(out), labels=[str(path) for path in labels] or None, lfw_parts=lfw_parts, occlude=occlude,
         lfw_root=str(lfw_root) if lfw_root else None, val_labels=str(val_labels) if val_labels else None,
         val_fraction=val_fraction, val_max_images=val_max_images, model=model_name, width=width, loss=loss,
         alpha=alpha, beta=beta, epochs=epochs, batch_size=batch_size, max_steps=max_steps, lr=lr, min_lr=min_lr,

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from train.data import (
@@ -47,6 +47,7 @@ from train.logs import MetricsLog, plot_metrics
 from train.losses import create_loss
 from train.metrics import ConfusionMatrix
 from train.models import create_model, normalize_image
+from train.occluded import OccludedLFWTrain, SyntheticLFWEval
 
 
 @dataclass
@@ -57,6 +58,9 @@ class TrainConfig:
         out: Run folder (checkpoints, metrics.jsonl, curves.png, config.json).
         labels: Label store(s) to train on, mixed chunk by chunk (exclusive with ``lfw_parts``).
         lfw_parts: Train on LFW Part Labels' train split instead (validated on its val split).
+        occlude: With ``lfw_parts``: paste fresh synthetic occluders on every draw and train
+            background / face / occlusion (:mod:`train.occluded`); validation is then the
+            synthetic val split, or ``val_labels`` if given.
         lfw_root: LFW Part Labels folder; ``None`` for ``../shared/data/lfw_parts``.
         val_labels: Separate validation store (then all of ``labels`` is trained on).
         val_fraction: Fraction of the store's chunks held out for validation.
@@ -89,6 +93,7 @@ class TrainConfig:
     out: str
     labels: str | list[str] | None = None
     lfw_parts: bool = False
+    occlude: bool = False
     lfw_root: str | None = None
     val_labels: str | None = None
     val_fraction: float = 0.05
@@ -194,6 +199,8 @@ class TrainingData:
         self.batch_size = config.batch_size // env.world_size
         if config.lfw_parts == bool(config.labels):
             raise ValueError("give exactly one training source: a label store, or LFW Part Labels")
+        if config.occlude and not config.lfw_parts:
+            raise ValueError("occlude pastes occluders on LFW Part Labels faces: it needs lfw_parts")
         if config.labels:
             self._init_store()
         else:
@@ -226,16 +233,35 @@ class TrainingData:
     def _init_lfw(self) -> None:
         config, env = self.config, self.env
         self.image_size = config.image_size
-        self.train_set = LFWPartsTrain(config.lfw_root, "train", size=config.image_size, hflip=True,
-                                       seed=config.seed, cache=config.cache_lfw)
-        self.train_collate = collate_blobs
+        if config.occlude:
+            self.train_set = OccludedLFWTrain(config.lfw_root, "train", size=config.image_size, hflip=True,
+                                              seed=config.seed, cache=config.cache_lfw)
+            self.train_collate = None  # (images, store label maps), as from a store
+        else:
+            self.train_set = LFWPartsTrain(config.lfw_root, "train", size=config.image_size, hflip=True,
+                                           seed=config.seed, cache=config.cache_lfw)
+            self.train_collate = collate_blobs
         self.sampler = DistributedSampler(self.train_set, num_replicas=env.world_size, rank=env.rank,
                                           shuffle=True, seed=config.seed, drop_last=True)
-        val_set = LFWPartsEval(config.lfw_root, "val", size=config.image_size)
+        self.val_set, self.val_collate = self._lfw_validation()
+
+    def _lfw_validation(self) -> tuple[Dataset, object]:
+        """Validation set and collate for LFW training: LFW val, its synthetic copy, or ``val_labels``."""
+        config, env = self.config, self.env
+        if config.occlude and config.val_labels:
+            val_set = StoreDataset(StoreInfo.read(config.val_labels), None, shuffle=False, hflip=False,
+                                   rank=env.rank, world_size=env.world_size)
+            if config.val_max_images:
+                val_set = _limit_store_chunks(val_set, config.val_max_images)
+            return val_set, collate_class_maps
+        if config.occlude:
+            val_set = SyntheticLFWEval(config.lfw_root, "val", size=config.image_size, seed=config.seed,
+                                       limit=config.val_max_images)
+        else:
+            val_set = LFWPartsEval(config.lfw_root, "val", size=config.image_size)
         indices = list(range(len(val_set)))[: config.val_max_images or None]
         # Disjoint shards without DistributedSampler's padding, so no image counts twice.
-        self.val_set = Subset(val_set, indices[env.rank :: env.world_size])
-        self.val_collate = None
+        return Subset(val_set, indices[env.rank :: env.world_size]), None
 
     def steps_in_epoch(self, epoch: int) -> int:
         """Optimiser steps of ``epoch``, equal on every rank."""
@@ -508,8 +534,8 @@ def _echo_validation(epoch: int, step: int, scores: dict) -> None:
 
 def _check_compatible(saved: dict, config: TrainConfig) -> None:
     """Refuses to resume into a different architecture or data source."""
-    for key in ("model", "width", "num_classes", "lfw_parts"):
-        if saved.get(key) != getattr(config, key):
+    for key in ("model", "width", "num_classes", "lfw_parts", "occlude"):
+        if saved.get(key, getattr(TrainConfig, key, None)) != getattr(config, key):
             raise ValueError(f"cannot resume: checkpoint has {key}={saved.get(key)!r}, "
                              f"this run asks for {getattr(config, key)!r}")
 
