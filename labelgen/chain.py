@@ -136,9 +136,11 @@ class LabelChain:
     """Holds the models (loaded once) and labels images one at a time.
 
     Example:
-        >>> with LabelChain() as chain:  # doctest: +SKIP
-        ...     result = chain.label_bytes(open("face.jpg", "rb").read(), key="face.jpg")
-        ...     result.status, result.label.shape
+        >>> from labelgen.sample import sample_image
+        >>> with LabelChain() as chain:
+        ...     result = chain.label_image(sample_image("astronaut/original.jpg"), key="astronaut")
+        >>> result.status.label, result.label.shape, int(result.label.max()) >= 1
+        ('ok', (128, 128), True)
     """
 
     def __init__(self, config: ChainConfig = ChainConfig(), teacher: Teacher | None = None):

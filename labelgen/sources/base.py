@@ -158,9 +158,10 @@ class Source(abc.ABC):
 def register_source(name: str) -> Callable[[type[Source]], type[Source]]:
     """Class decorator that makes a :class:`Source` subclass openable by ``name``.
 
-    Example:
-        >>> @register_source("my-corpus")  # doctest: +SKIP
-        ... class MyCorpus(Source): ...
+    Usage::
+
+        @register_source("my-corpus")
+        class MyCorpus(Source): ...
     """
 
     def decorate(cls: type[Source]) -> type[Source]:

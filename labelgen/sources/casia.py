@@ -18,9 +18,10 @@ _FILE = re.compile(r"\d{3}\.jpg")
 class CasiaSource(Source):
     """Reader of a CASIA-WebFace tree.
 
-    Example:
-        >>> source = CasiaSource("/data/CASIA-WebFace")  # doctest: +SKIP
-        >>> next(source.scan())  # doctest: +SKIP
+    Usage (on a real corpus)::
+
+        source = CasiaSource("/data/CASIA-WebFace")
+        next(source.scan())
         Entry(key='0000045/001.jpg', identity=45, locator='0000045/001.jpg', hint=())
     """
 

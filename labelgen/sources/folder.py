@@ -30,9 +30,10 @@ class FolderSource(Source):
         root: Top of the tree.
         identity_from_folder: Label images by their top-level folder.
 
-    Example:
-        >>> source = FolderSource("/data/faces", identity_from_folder=True)  # doctest: +SKIP
-        >>> next(source.scan())  # doctest: +SKIP
+    Usage (on a real corpus)::
+
+        source = FolderSource("/data/faces", identity_from_folder=True)
+        next(source.scan())
         Entry(key='alice/1.png', identity=0, locator='alice/1.png', hint=())
     """
 

@@ -33,9 +33,9 @@ def _is_image_of(folder: str, file: str) -> bool:
 class LFWSource(Source):
     """Reader of an LFW tree, nested or flat.
 
-    Example:
-        >>> source = LFWSource("../shared/data/lfw_parts")  # doctest: +SKIP
-        >>> next(source.scan()).key  # doctest: +SKIP
+    Example (from the project root, beside ``../shared``):
+        >>> source = LFWSource("../shared/data/lfw_parts")
+        >>> next(source.scan()).key
         'images/AJ_Cook_0001.jpg'
     """
 

@@ -40,9 +40,10 @@ _SUFFIX = ".tsv"
 class MSCelebTSVSource(Source):
     """Reader of MS-Celeb-1M style TSV dumps.
 
-    Example:
-        >>> source = MSCelebTSVSource("/data/FaceImageCroppedWithAlignment.tsv")  # doctest: +SKIP
-        >>> next(source.scan())  # doctest: +SKIP
+    Usage (on a real corpus)::
+
+        source = MSCelebTSVSource("/data/FaceImageCroppedWithAlignment.tsv")
+        next(source.scan())
         Entry(key='FaceImageCroppedWithAlignment.tsv:1', identity=0,
               locator='FaceImageCroppedWithAlignment.tsv@0+61812', hint=())
     """

@@ -128,9 +128,10 @@ class InsightFaceRecordSource(Source):
         root: Folder holding ``train.rec`` and ``train.idx``, or a ``.rec``
             file with its ``.idx`` beside it.
 
-    Example:
-        >>> source = InsightFaceRecordSource("/data/faces_emore")  # doctest: +SKIP
-        >>> next(source.scan())  # doctest: +SKIP
+    Usage (on a real corpus)::
+
+        source = InsightFaceRecordSource("/data/faces_emore")
+        next(source.scan())
         Entry(key='train.rec#1', identity=0, locator='train.rec@32+8412', hint=())
     """
 

@@ -78,10 +78,11 @@ class VGGFace2Source(Source):
         landmark_csv: Optional ``loose_landmark_*.csv``, served by
             :meth:`landmarks`.
 
-    Example:
-        >>> source = VGGFace2Source(  # doctest: +SKIP
-        ...     "/data/vggface2/train", bbox_csv="/data/vggface2/bb_landmark/loose_bb_train.csv")
-        >>> next(source.scan())  # doctest: +SKIP
+    Usage (on a real corpus)::
+
+        source = VGGFace2Source(
+            "/data/vggface2/train", bbox_csv="/data/vggface2/bb_landmark/loose_bb_train.csv")
+        next(source.scan())
         Entry(key='n000002/0001_01.jpg', identity=2, locator='n000002/0001_01.jpg',
               hint=(161, 140, 385, 464))
     """

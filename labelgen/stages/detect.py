@@ -152,8 +152,10 @@ class CenterFaceDetector:
             comes from processes).
 
     Example:
-        >>> detector = CenterFaceDetector()  # doctest: +SKIP
-        >>> faces = detector(rgb)  # doctest: +SKIP
+        >>> from labelgen.sample import sample_image
+        >>> faces = CenterFaceDetector()(sample_image("astronaut/original.jpg"))
+        >>> len(faces), faces.boxes.shape, bool(faces.scores[0] > 0.5)
+        (1, (1, 4), True)
     """
 
     def __init__(self, model_path: str | Path | None = None, max_side: int = 640,
