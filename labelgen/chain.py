@@ -9,10 +9,12 @@ failure becomes a :class:`~labelgen.status.Status` code with a message.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 import traceback
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -132,6 +134,15 @@ class LabelResult:
         return record
 
 
+@dataclass(frozen=True)
+class FaceGeometry:
+    """What the chain knows about a face before the teacher runs (shared by every teacher)."""
+
+    crop: CropTransform
+    image: np.ndarray
+    hull: np.ndarray
+
+
 class LabelChain:
     """Holds the models (loaded once) and labels images one at a time.
 
@@ -182,7 +193,30 @@ class LabelChain:
         result = LabelResult(key=key)
         return _failures_as_status(result, lambda: self._label(rgb, result, box_hint))
 
+    def label_image_by_teachers(self, rgb: np.ndarray, teachers: Sequence[Teacher], key: str = "") -> list[LabelResult]:
+        """Label one image once per teacher, sharing detection, pose, contour, crop and hull.
+
+        For comparing teachers: each sees exactly the same face region, and the
+        geometry is computed once instead of once per teacher. Never raises.
+
+        Returns:
+            One result per teacher, in order (all with the same status when the
+            image fails before the teacher stage).
+        """
+        shared = LabelResult(key=key)
+        geometry: list[FaceGeometry] = []
+        _failures_as_status(shared, lambda: geometry.append(self._geometry(rgb, shared)))
+        results = [copy.deepcopy(shared) for _ in teachers]
+        if geometry:
+            for result, teacher in zip(results, teachers):
+                _failures_as_status(result, lambda: self._occlusions(result, geometry[0], teacher))
+        return results
+
     def _label(self, rgb: np.ndarray, result: LabelResult, box_hint: tuple = ()) -> None:
+        self._occlusions(result, self._geometry(rgb, result, box_hint), self.teacher)
+
+    def _geometry(self, rgb: np.ndarray, result: LabelResult, box_hint: tuple = ()) -> FaceGeometry:
+        """Detection, pose, contour, aligned crop and hull: everything before the teacher."""
         config = self.config
         result.image_shape = tuple(rgb.shape[:2])
         if min(rgb.shape[:2]) < config.min_image_side:
@@ -217,13 +251,19 @@ class LabelChain:
             hull = fill_convex_hull(work.apply(result.contour), work_image.shape)
         if hull.sum() < 64:
             raise StageError(Status.POSE_FAILED, "projected face region is (almost) empty")
+        return FaceGeometry(work, work_image, hull)
+
+    def _occlusions(self, result: LabelResult, geometry: FaceGeometry, teacher: Teacher) -> None:
+        """Teacher, residual and components on the crop: the label map and the result's final fields."""
+        config = self.config
+        work, work_image, hull = geometry.crop, geometry.image, geometry.hull
         with _timed(result, "teacher"):
             try:
-                visible = np.asarray(self.teacher(work_image, hull), bool)
+                visible = np.asarray(teacher(work_image, hull), bool)
             except StageError:
                 raise
             except Exception as error:
-                raise StageError(Status.TEACHER_FAILED, f"teacher {self.teacher.name}: "
+                raise StageError(Status.TEACHER_FAILED, f"teacher {teacher.name}: "
                                  f"{type(error).__name__}: {error}") from error
             if visible.shape != hull.shape:
                 raise StageError(Status.TEACHER_FAILED, f"teacher returned a {visible.shape} mask "

@@ -31,7 +31,6 @@ import json
 import math
 import sys
 from collections import Counter
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -144,8 +143,9 @@ def evaluate_teachers(teachers: Sequence[str], split: str = "test", limit: int |
                       crop_size: int = 128, root: str | Path | None = None, progress: bool = True) -> dict:
     """Run the chain with each teacher on the synthetic set and score it against the exact labels.
 
-    Each synthetic image is made once and labelled by every teacher, so the
-    teachers see the same images.
+    Each synthetic image is made once, and detection, pose and hull run once
+    per image (:meth:`~labelgen.chain.LabelChain.label_image_by_teachers`), so
+    the teachers label the same face regions.
 
     Returns:
         A JSON-ready dict: ``settings`` and, per teacher, ``statuses``
@@ -157,18 +157,17 @@ def evaluate_teachers(teachers: Sequence[str], split: str = "test", limit: int |
 
     from labelgen.chain import ChainConfig, LabelChain
     from labelgen.stages.crop import crop_labels
+    from labelgen.stages.teacher import load_teacher
     from labelgen.synth import default_families, synthetic_split
 
     families = tuple(default_families(split) if families is None else families)
     statuses = {teacher: Counter() for teacher in teachers}
     counts = {teacher: Counter() for teacher in teachers}
-    with ExitStack() as stack:
-        chains = {teacher: stack.enter_context(LabelChain(ChainConfig(crop_size=crop_size, teacher=teacher)))
-                  for teacher in teachers}
+    loaded = [load_teacher(teacher) for teacher in teachers]
+    with LabelChain(ChainConfig(crop_size=crop_size, teacher="hull")) as chain:
         pairs = synthetic_split(split, copies, seed, families, max_occluders, root, limit)
         for key, image, gt in tqdm(pairs, desc="eval-labels", unit="img", disable=not progress, file=sys.stderr):
-            for teacher, chain in chains.items():
-                result = chain.label_image(image, key)
+            for teacher, result in zip(teachers, chain.label_image_by_teachers(image, loaded, key)):
                 statuses[teacher][result.status.label] += 1
                 if result.ok:
                     counts[teacher].update(label_quality(result.label, crop_labels(gt, result.crop)))

@@ -80,3 +80,33 @@ def test_record_is_json_ready(chain, astronaut):
     assert json.loads(json.dumps(record))["pose"]["method"] in ("mediapipe", "solvepnp")
     assert len(record["contour"]) == 64
     assert LabelResult(key="x").to_record()["status"] == "pending"
+
+
+def test_label_by_teachers_equals_one_chain_per_teacher(astronaut):
+    from labelgen.chain import LabelChain
+    from labelgen.stages.teacher import load_teacher
+
+    names = ["hull", "classical"]
+    with LabelChain(ChainConfig(teacher="hull")) as shared:
+        together = shared.label_image_by_teachers(astronaut, [load_teacher(n) for n in names], key="a")
+    assert [r.status for r in together] == [Status.OK, Status.OK]
+    for name, result in zip(names, together):
+        with LabelChain(ChainConfig(teacher=name)) as alone:
+            reference = alone.label_image(astronaut, key="a")
+        assert np.array_equal(result.label, reference.label) and result.key == "a"
+        assert np.array_equal(result.crop.matrix, reference.crop.matrix) and result.blobs == reference.blobs
+    assert not np.array_equal(together[0].label, together[1].label), "the teachers differ"
+
+
+def test_label_by_teachers_keeps_failures_apart(chain, astronaut):
+    class Broken:
+        name = "broken"
+
+        def __call__(self, image, hull):
+            raise RuntimeError("boom")
+
+    results = chain.label_image_by_teachers(astronaut, [Broken(), chain.teacher])
+    assert results[0].status == Status.TEACHER_FAILED and "boom" in results[0].message
+    assert results[1].status == Status.OK and results[1].label is not None
+    blank = np.full((200, 200, 3), 90, np.uint8)
+    assert [r.status for r in chain.label_image_by_teachers(blank, [Broken(), chain.teacher])] == [Status.NO_FACE] * 2
