@@ -350,7 +350,11 @@ def synth(split, copies, out, crop_size, seed, families, max_occluders, limit, s
 @click.option("--root", type=click.Path(path_type=Path), default=None,
               help="LFW Part Labels folder (default: <project>/../shared/data/lfw_parts).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also save the report here.")
-def eval_labels(teachers, limit, split, copies, seed, families, max_occluders, crop_size, root, json_path) -> None:
+@click.option("--grid", "grid_path", type=click.Path(path_type=Path), default=None,
+              help="Also write a PNG: for the first --grid-rows faces, the true labels and each teacher's side by side.")
+@click.option("--grid-rows", default=8, show_default=True, help="Faces in the --grid picture.")
+def eval_labels(teachers, limit, split, copies, seed, families, max_occluders, crop_size, root, json_path,
+                grid_path, grid_rows) -> None:
     """Score the labelling chain against exact labels of synthetically occluded LFW faces.
 
     Runs the chain with the teachers 'hull' (no occlusions), 'classical' and
@@ -363,13 +367,15 @@ def eval_labels(teachers, limit, split, copies, seed, families, max_occluders, c
 
     \b
     Example:
-      labelgen eval-labels --limit 300 --teacher teacher.onnx --json quality.json
+      labelgen eval-labels --limit 300 --teacher teacher.onnx --json quality.json --grid quality.png
     """
-    from labelgen.quality import evaluate_teachers, format_table, report_json, teacher_list
+    from labelgen.quality import comparison_grid, evaluate_teachers, format_table, report_json, teacher_list
 
+    names = teacher_list(teachers)
+    examples = [] if grid_path is not None else None
     try:
-        report = evaluate_teachers(teacher_list(teachers), split, limit, copies, seed, _families_option(families),
-                                   max_occluders, crop_size, root)
+        report = evaluate_teachers(names, split, limit, copies, seed, _families_option(families),
+                                   max_occluders, crop_size, root, examples=examples, max_examples=grid_rows)
     except (FileNotFoundError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     settings = report["settings"]
@@ -379,6 +385,11 @@ def eval_labels(teachers, limit, split, copies, seed, families, max_occluders, c
     if json_path is not None:
         json_path.write_text(report_json(report))
         click.echo(f"wrote {json_path}")
+    if grid_path is not None:
+        if not examples:
+            raise click.ClickException("no face was labelled ok by every teacher: nothing to draw")
+        _imwrite_rgb(grid_path, comparison_grid(examples, names))
+        click.echo(f"wrote {grid_path} ({len(examples)} faces: truth, {', '.join(names)})")
 
 
 if __name__ == "__main__":

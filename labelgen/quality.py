@@ -140,12 +140,18 @@ def teacher_list(extra: Iterable[str] = ()) -> list[str]:
 
 def evaluate_teachers(teachers: Sequence[str], split: str = "test", limit: int | None = 300, copies: int = 1,
                       seed: int = 0, families: Sequence[str] | None = None, max_occluders: int = 2,
-                      crop_size: int = 128, root: str | Path | None = None, progress: bool = True) -> dict:
+                      crop_size: int = 128, root: str | Path | None = None, progress: bool = True,
+                      examples: list | None = None, max_examples: int = 8) -> dict:
     """Run the chain with each teacher on the synthetic set and score it against the exact labels.
 
     Each synthetic image is made once, and detection, pose and hull run once
     per image (:meth:`~labelgen.chain.LabelChain.label_image_by_teachers`), so
     the teachers label the same face regions.
+
+    Args:
+        examples: If a list is given, the first ``max_examples`` images every
+            teacher labelled ok are appended to it as ``(key, crop image, true
+            crop labels, [label map per teacher])``, for :func:`comparison_grid`.
 
     Returns:
         A JSON-ready dict: ``settings`` and, per teacher, ``statuses``
@@ -167,10 +173,14 @@ def evaluate_teachers(teachers: Sequence[str], split: str = "test", limit: int |
     with LabelChain(ChainConfig(crop_size=crop_size, teacher="hull")) as chain:
         pairs = synthetic_split(split, copies, seed, families, max_occluders, root, limit)
         for key, image, gt in tqdm(pairs, desc="eval-labels", unit="img", disable=not progress, file=sys.stderr):
-            for teacher, result in zip(teachers, chain.label_image_by_teachers(image, loaded, key)):
+            results = chain.label_image_by_teachers(image, loaded, key)
+            for teacher, result in zip(teachers, results):
                 statuses[teacher][result.status.label] += 1
                 if result.ok:
                     counts[teacher].update(label_quality(result.label, crop_labels(gt, result.crop)))
+            if examples is not None and len(examples) < max_examples and all(r.ok for r in results):
+                truth = crop_labels(gt, results[0].crop)
+                examples.append((key, results[0].image, truth, [result.label for result in results]))
     report = {"settings": {"split": split, "limit": limit, "copies": copies, "seed": seed, "families": list(families),
                            "max_occluders": max_occluders, "crop_size": crop_size}, "teachers": {}}
     for teacher in teachers:
@@ -180,6 +190,25 @@ def evaluate_teachers(teachers: Sequence[str], split: str = "test", limit: int |
             "status_rates": {name: n / total for name, n in statuses[teacher].items()} if total else {},
             "counts": dict(counts[teacher]), "metrics": summarize(counts[teacher])}
     return report
+
+
+def comparison_grid(examples: Sequence[tuple], teachers: Sequence[str], size: int = 160) -> np.ndarray:
+    """One row per example: the true labels, then each teacher's, over the same crop (RGB picture).
+
+    Args:
+        examples: ``(key, crop image, true labels, [labels per teacher])`` as
+            collected by :func:`evaluate_teachers`.
+        teachers: Column titles, one per teacher.
+        size: Side of each cell in pixels.
+    """
+    from labelgen.overlay import caption, grid, overlay_labels
+
+    cells = []
+    for key, image, truth, labels in examples:
+        cells.append(caption(overlay_labels(image, truth, display_size=size), f"truth {key}"))
+        cells.extend(caption(overlay_labels(image, label, display_size=size), Path(name).stem)
+                     for name, label in zip(teachers, labels))
+    return grid(cells, columns=len(teachers) + 1)
 
 
 def report_json(report: dict, indent: int | None = 1) -> str:

@@ -5,12 +5,13 @@ import json
 import math
 from collections import Counter
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from labelgen.cli import main
-from labelgen.quality import count_components, label_quality, report_json, summarize, teacher_list
+from labelgen.quality import comparison_grid, count_components, label_quality, report_json, summarize, teacher_list
 
 GT = np.array([[0, 1, 1, 1, 0],
                [0, 1, 2, 2, 0],
@@ -75,9 +76,12 @@ def test_teacher_list_always_starts_with_the_baselines():
 
 
 def test_eval_labels_runs_end_to_end_and_prints_the_table(tmp_path, lfw_root):
-    out = tmp_path / "quality.json"
-    result = CliRunner().invoke(main, ["eval-labels", "--limit", "5", "--root", str(lfw_root), "--json", str(out)])
+    out, picture = tmp_path / "quality.json", tmp_path / "quality.png"
+    result = CliRunner().invoke(main, ["eval-labels", "--limit", "5", "--root", str(lfw_root), "--json", str(out),
+                                       "--grid", str(picture), "--grid-rows", "2"])
     assert result.exit_code == 0, result.output
+    grid = cv2.imread(str(picture))
+    assert grid.shape == (2 + 2 * 162, 2 + 3 * 162, 3), "2 faces x (truth, hull, classical) cells of 160 px"
     rows = {line.split()[0]: line for line in result.output.splitlines() if line.split()}
     assert {"teacher", "hull", "classical"} <= set(rows) and "occ IoU" in rows["teacher"]
     report = json.loads(out.read_text())
@@ -91,3 +95,15 @@ def test_eval_labels_runs_end_to_end_and_prints_the_table(tmp_path, lfw_root):
     if hull["counts"]:
         assert hull["counts"]["occ_pred"] == 0, "the hull teacher never predicts occlusion"
         assert 0.0 < hull["metrics"]["face_iou"] <= 1.0
+
+
+def test_comparison_grid_puts_truth_and_each_teacher_side_by_side():
+    image = np.full((32, 32, 3), 120, np.uint8)
+    truth = np.zeros((32, 32), np.uint8)
+    truth[8:24, 8:24], truth[18:24, 8:24] = 1, 2
+    wrong = np.where(truth > 0, 1, 0).astype(np.uint8)  # missed the occlusion
+    picture = comparison_grid([("face#0", image, truth, [truth, wrong])], ["same", "model.pt"], size=40)
+    assert picture.shape == (2 + 42, 2 + 3 * 42, 3)
+    cells = [picture[2 + 16:42, 2 + 42 * c: 42 * (c + 1)] for c in range(3)]  # below the caption band
+    assert np.array_equal(cells[0], cells[1]), "a teacher that matches the truth looks like it"
+    assert not np.array_equal(cells[0], cells[2])
