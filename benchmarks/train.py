@@ -4,6 +4,7 @@ Usage: python benchmarks/train.py [--batch 8] [--steps 5] [--width 1.0]
 
 * consensus vs cross-entropy: whole training step (forward, loss, backward,
   Adam) of FaceOccNet at 128x128; the consensus loss should cost at most 1.3x.
+* float32 vs bfloat16 autocast (``svc-train --amp`` on a CPU): the same step.
 * vectorized consensus loss vs the float64 per-blob reference loop (loss
   forward + backward only), on store label maps and on LFW-style blobs
   (connected components per class, many more blobs).
@@ -60,20 +61,25 @@ def batch_of_labels(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tens
     return images, torch.from_numpy(np.stack([p[1] for p in pairs])).long()
 
 
+STEP_VARIANTS = {"consensus": ("consensus", False), "ce": ("ce", False), "consensus bf16": ("consensus", True)}
+
+
 def step_times(width: float, batch: int, steps: int) -> dict[str, float]:
-    """Median seconds of a training step with each loss, interleaved."""
+    """Median seconds of a training step per variant of :data:`STEP_VARIANTS` (loss, bfloat16), interleaved."""
     images, labels = batch_of_labels(batch)
     x = normalize_image(images)
     runs = {}
-    for name in ("consensus", "ce"):
+    for name, (loss, bf16) in STEP_VARIANTS.items():
         torch.manual_seed(0)
         model = create_model("faceoccnet", num_classes=3, width=width).train()
-        runs[name] = (model, torch.optim.Adam(model.parameters(), 1e-3), create_loss(name))
+        runs[name] = (model, torch.optim.Adam(model.parameters(), 1e-3), create_loss(loss), bf16)
     times: dict[str, list[float]] = {name: [] for name in runs}
 
     def step(name: str) -> None:
-        model, optimizer, loss_fn = runs[name]
-        loss = loss_fn(model(x), labels)
+        model, optimizer, loss_fn, bf16 = runs[name]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x)
+        loss = loss_fn(logits.float(), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -157,6 +163,8 @@ def main() -> None:
     print(f"{'consensus':<28}{steps['consensus'] * 1000:10.1f} ms")
     print(f"{'cross-entropy':<28}{steps['ce'] * 1000:10.1f} ms")
     print(f"{'ratio consensus / CE':<28}{ratio:10.3f}   (goal <= 1.3: {'met' if ratio <= 1.3 else 'NOT met'})")
+    print(f"{'consensus, bf16 autocast':<28}{steps['consensus bf16'] * 1000:10.1f} ms")
+    print(f"{'ratio float32 / bf16':<28}{steps['consensus'] / steps['consensus bf16']:10.3f}")
 
     print(f"\n## consensus loss alone, forward + backward, batch {args.batch}")
     print(f"{'case':<20}{'blobs':>7}{'vectorized ms':>16}{'loop ms':>12}{'speed-up':>10}")

@@ -133,3 +133,21 @@ def test_ddp_two_processes_on_cpu_gloo(store, tmp_path):
     assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2]
     # Each rank scores its share of the validation chunks; the summed matrix covers each image once.
     assert [r["pixels"] for r in records if r["kind"] == "val"] == [VAL_IMAGES * 32 * 32]
+
+
+def test_mixed_precision_on_cpu_uses_bfloat16_without_loss_scaling(store, tmp_path):
+    from train.engine import Trainer, autocast_dtype
+
+    assert autocast_dtype(torch.device("cpu")) == torch.bfloat16
+    assert autocast_dtype(torch.device("cuda", 0)) == torch.float16
+    config = TrainConfig(out=str(tmp_path / "bf16"), labels=str(store), epochs=1, max_steps=5, amp=True,
+                         device="cpu", **TINY)
+    trainer = Trainer(config)
+    assert trainer.amp and not trainer.scaler.is_enabled()
+    summary = trainer.fit()
+    losses = [r["loss"] for r in read_metrics(tmp_path / "bf16" / "metrics.jsonl") if r["kind"] == "train"]
+    assert summary["step"] == 5 and losses and all(np.isfinite(losses))
+    reference = train(TrainConfig(out=str(tmp_path / "fp32"), labels=str(store), epochs=1, max_steps=5,
+                                  device="cpu", **TINY))
+    # Same data, same init: bfloat16 changes the numbers a little, not the outcome.
+    assert abs(summary["validation"]["pixel_acc"] - reference["validation"]["pixel_acc"]) < 0.05

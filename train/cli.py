@@ -64,7 +64,9 @@ def _fail(error: Exception) -> click.ClickException:
 @click.option("--buffer-size", default=1024, show_default=True, help="Shuffle buffer of the store reader (samples).")
 @click.option("--seed", default=0, show_default=True, help="Seed of init, data order and flips.")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda > mps > cpu), or e.g. cpu, cuda:1.")
-@click.option("--amp/--no-amp", default=None, help="Mixed precision.  [default: on with CUDA only]")
+@click.option("--amp/--no-amp", default=None,
+              help="Mixed precision: float16 on CUDA, bfloat16 on CPU (about 2x faster on CPUs with AMX / "
+                   "AVX-512 BF16).  [default: on with CUDA only]")
 @click.option("--log-every", default=10, show_default=True, help="Steps between metrics.jsonl training records.")
 @click.option("--keep-checkpoints", default=2, show_default=True,
               help="Per-epoch checkpoints to keep (0 = all); last.ckpt and best.ckpt are always kept.")
