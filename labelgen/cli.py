@@ -362,8 +362,10 @@ def eval_labels(teachers, limit, split, copies, seed, families, max_occluders, c
     'labelgen synth'; held-out occluder families on test), maps the exact labels
     into each result's crop and prints one row per teacher: ok rate, face
     IoU, occlusion IoU / recall / precision, both IoUs inside the true face
-    region (@gt), mean |#blobs true - #blobs predicted|, per-image mean IoUs,
-    and the other statuses. IoUs pool pixels over all ok images.
+    region (@gt) and inside the face region chain and truth agree on (@both:
+    the visible-vs-occluded decision alone), mean |#blobs true - #blobs
+    predicted|, per-image mean IoUs, and the other statuses. IoUs pool pixels
+    over all ok images.
 
     \b
     Example:

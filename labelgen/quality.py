@@ -8,8 +8,11 @@ result's crop (``crop_labels(gt, result.crop)``) and counts, per teacher:
 - face IoU: predicted ``1`` against true ``1``;
 - occlusion IoU, recall and precision: predicted ``>= 2`` against true ``>= 2``;
 - the same two IoUs inside the true face region (true label ``>= 1``), which
-  leaves out what the chain's face outline adds or misses (LFW's face class
-  runs down the neck, the chain's does not);
+  leaves out what the chain's face outline adds (LFW's face class runs down
+  the neck, the chain's does not);
+- and inside the face region both maps agree on (chain label ``>= 1`` and true
+  label ``>= 1``): the visible-vs-occluded decision alone, free of what the
+  hull adds or misses;
 - component-count error: ``|#blobs true - #blobs predicted|`` (8-connected
   components of the occlusion masks), the paper's sparsity measure;
 - the rate of each chain status.
@@ -67,7 +70,9 @@ def label_quality(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
         ``occ_inter``, ``occ_union``, ``occ_gt``, ``occ_pred``, and
         ``face_in_inter``, ``face_in_union``, ``occ_in_union`` (the same
         restricted to the true face region; the occlusion intersection is
-        already inside it); component counts ``blobs_gt``, ``blobs_pred``,
+        already inside it), ``face_both_inter``, ``face_both_union``,
+        ``occ_both_inter``, ``occ_both_union`` (inside the region both call
+        face or occlusion); component counts ``blobs_gt``, ``blobs_pred``,
         ``blob_error``; per-image sums ``face_iou_sum``, ``occ_iou_sum`` and
         ``occ_iou_images`` (images whose occlusion union is not empty: the
         per-image occlusion IoU is undefined for the others); ``occluded``
@@ -85,6 +90,7 @@ def label_quality(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     pred_face, gt_face = pred == FACE, gt == FACE
     pred_occ, gt_occ = pred >= FIRST_BLOB, gt >= FIRST_BLOB
     region = gt >= FACE
+    both = region & (pred >= FACE)
     face_inter, face_union = int((pred_face & gt_face).sum()), int((pred_face | gt_face).sum())
     occ_inter, occ_union = int((pred_occ & gt_occ).sum()), int((pred_occ | gt_occ).sum())
     blobs_gt, blobs_pred = count_components(gt_occ), count_components(pred_occ)
@@ -93,6 +99,10 @@ def label_quality(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
         "occ_inter": occ_inter, "occ_union": occ_union, "occ_gt": int(gt_occ.sum()), "occ_pred": int(pred_occ.sum()),
         "face_in_inter": face_inter, "face_in_union": int(((pred_face & region) | gt_face).sum()),
         "occ_in_union": int(((pred_occ & region) | gt_occ).sum()),
+        "face_both_inter": int((pred_face & gt_face & both).sum()),
+        "face_both_union": int(((pred_face | gt_face) & both).sum()),
+        "occ_both_inter": int((pred_occ & gt_occ & both).sum()),
+        "occ_both_union": int(((pred_occ | gt_occ) & both).sum()),
         "blobs_gt": blobs_gt, "blobs_pred": blobs_pred, "blob_error": abs(blobs_gt - blobs_pred),
         "face_iou_sum": _ratio(face_inter, face_union, 1.0), "occ_iou_sum": _ratio(occ_inter, occ_union, 0.0),
         "occ_iou_images": int(occ_union > 0), "occluded": int(gt_occ.any()),
@@ -105,7 +115,8 @@ def summarize(counts: Mapping[str, float]) -> dict[str, float]:
     Returns:
         ``images``; pooled ``face_iou``, ``occ_iou``, ``occ_recall``,
         ``occ_precision``, ``face_iou_in``, ``occ_iou_in`` (inside the true
-        face region); ``blob_error`` (mean absolute component-count
+        face region), ``face_iou_both``, ``occ_iou_both`` (inside the region
+        both call face); ``blob_error`` (mean absolute component-count
         difference), ``blobs_gt`` and ``blobs_pred`` (means); per-image
         means ``face_iou_mean`` and ``occ_iou_mean``.
 
@@ -125,6 +136,8 @@ def summarize(counts: Mapping[str, float]) -> dict[str, float]:
         "occ_precision": _ratio(counts.get("occ_inter", 0), counts.get("occ_pred", 0)),
         "face_iou_in": _ratio(counts.get("face_in_inter", 0), counts.get("face_in_union", 0)),
         "occ_iou_in": _ratio(counts.get("occ_inter", 0), counts.get("occ_in_union", 0)),
+        "face_iou_both": _ratio(counts.get("face_both_inter", 0), counts.get("face_both_union", 0)),
+        "occ_iou_both": _ratio(counts.get("occ_both_inter", 0), counts.get("occ_both_union", 0)),
         "blob_error": _ratio(counts.get("blob_error", 0), images),
         "blobs_gt": _ratio(counts.get("blobs_gt", 0), images),
         "blobs_pred": _ratio(counts.get("blobs_pred", 0), images),
@@ -230,6 +243,7 @@ def report_json(report: dict, indent: int | None = 1) -> str:
 
 TABLE_COLUMNS = (("ok", "ok rate"), ("face_iou", "face IoU"), ("occ_iou", "occ IoU"), ("occ_recall", "occ rec"),
                  ("occ_precision", "occ prec"), ("face_iou_in", "faceIoU@gt"), ("occ_iou_in", "occIoU@gt"),
+                 ("face_iou_both", "face@both"), ("occ_iou_both", "occ@both"),
                  ("blob_error", "blob err"), ("face_iou_mean", "face/img"), ("occ_iou_mean", "occ/img"))
 
 

@@ -31,6 +31,8 @@ def test_label_quality_counts_match_a_hand_count():
         "occ_inter": 1, "occ_union": 4, "occ_gt": 3, "occ_pred": 2,  # only (1, 3) is in both
         "face_in_inter": 7, "face_in_union": 8,  # inside the true region (10 px) the pred face has 8 px
         "occ_in_union": 3,  # pred occlusion (1, 4) lies outside the true face region
+        # Both call it face region: rows 0-2, columns 1-3 (9 px); there pred has 8 face px, truth 7.
+        "face_both_inter": 7, "face_both_union": 8, "occ_both_inter": 1, "occ_both_union": 2,
         "blobs_gt": 2, "blobs_pred": 1, "blob_error": 1,
         "face_iou_sum": pytest.approx(7 / 9), "occ_iou_sum": pytest.approx(1 / 4),
         "occ_iou_images": 1, "occluded": 1,
@@ -47,6 +49,7 @@ def test_summarize_pools_pixels_and_also_averages_images():
     assert summary["occ_iou"] == pytest.approx(1 / 4) and summary["occ_iou_mean"] == pytest.approx(1 / 4)
     assert summary["occ_recall"] == pytest.approx(1 / 3) and summary["occ_precision"] == pytest.approx(1 / 2)
     assert summary["face_iou_in"] == pytest.approx(7 / 8) and summary["occ_iou_in"] == pytest.approx(1 / 3)
+    assert summary["face_iou_both"] == pytest.approx(7 / 8) and summary["occ_iou_both"] == pytest.approx(1 / 2)
     assert summary["blob_error"] == pytest.approx(1 / 2)
     assert summary["blobs_gt"] == pytest.approx(1.0) and summary["blobs_pred"] == pytest.approx(0.5)
 
