@@ -58,7 +58,7 @@ def test_student_as_teacher_loop_runs_end_to_end_and_resumes(tmp_path):
     write_synthetic_store(exact, split="train", limit=4)
     config = LoopConfig(source="folder", root=str(corpus), out=str(tmp_path / "loop"), teacher="classical",
                         rounds=2, width=0.125, batch_size=4, max_steps=2, workers=0, num_workers=0,
-                        quality_limit=2, min_gain=-1.0, shard_size=4, extra_labels=(str(exact),))
+                        quality_limit=2, min_gain=-1.0, shard_size=4, extra_labels=(str(exact),), amp=True)
     lines = []
     history = run_loop(config, echo=lines.append)
     assert [item["round"] for item in history] == [0, 1, 2]
@@ -70,8 +70,9 @@ def test_student_as_teacher_loop_runs_end_to_end_and_resumes(tmp_path):
         folder = Path(config.out) / f"round_{item['round']}"
         store = LabelStore(folder / "labels.zarr", mode="r")
         assert store.attrs["config"]["teacher"] == item["teacher"]
-        trained_on = json.loads((folder / "run" / "config.json").read_text())["labels"]
-        assert trained_on == [str(store.path), str(exact)]  # pseudo-labels mixed with exact labels
+        run_config = json.loads((folder / "run" / "config.json").read_text())
+        assert run_config["labels"] == [str(store.path), str(exact)]  # pseudo-labels mixed with exact labels
+        assert run_config["amp"] is True
     saved = json.loads((Path(config.out) / "history.json").read_text())
     assert [item["score"] for item in saved] == [item["score"] for item in history]
     assert any(line.startswith("best: round") for line in lines)

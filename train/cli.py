@@ -238,8 +238,10 @@ def predict_main(inputs, model, out_dir, size, device, max_frames) -> None:
 @click.option("--extra-labels", type=click.Path(path_type=Path), multiple=True,
               help="Store(s) with exact labels (e.g. 'labelgen synth --split train') mixed into each student's "
                    "training data.")
+@click.option("--amp/--no-amp", default=None,
+              help="Mixed precision for the students (bfloat16 on CPU).  [default: on with CUDA only]")
 def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size, max_steps, workers, num_workers,
-              quality_limit, min_gain, extra_labels) -> None:
+              quality_limit, min_gain, extra_labels, amp) -> None:
     """Student as teacher: label the corpus with the teacher, train a student on the labels, export it,
     measure it, and let it label the next round; stop when quality stops rising.
 
@@ -252,7 +254,7 @@ def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size
                         teacher=teacher if teacher in ("classical", "hull") else str(Path(teacher).resolve()),
                         rounds=rounds, width=width, epochs=epochs, batch_size=batch_size, max_steps=max_steps,
                         workers=workers, num_workers=num_workers, quality_limit=quality_limit, min_gain=min_gain,
-                        extra_labels=tuple(str(path.resolve()) for path in extra_labels))
+                        extra_labels=tuple(str(path.resolve()) for path in extra_labels), amp=amp)
     try:
         run_loop(config, echo=click.echo)
     except (FileNotFoundError, ValueError) as error:

@@ -43,6 +43,7 @@ class LoopConfig:
     seed: int = 0
     source_options: dict = field(default_factory=dict)
     extra_labels: tuple[str, ...] = ()  # stores with exact labels mixed into every student's training
+    amp: bool | None = None  # mixed precision for the students (bfloat16 on CPU); None: on with CUDA only
 
 
 def quality_score(metrics: dict) -> float:
@@ -82,9 +83,10 @@ def run_round(index: int, teacher: str, config: LoopConfig) -> dict:
 
     run_folder = folder / "run"
     last = run_folder / "checkpoints" / "last.ckpt"
-    train(TrainConfig(out=str(run_folder), labels=[str(store.path), *config.extra_labels], width=config.width, epochs=config.epochs,
-                      batch_size=config.batch_size, max_steps=config.max_steps, num_workers=config.num_workers,
-                      seed=config.seed + index, lr_patience=1, progress=False),
+    train(TrainConfig(out=str(run_folder), labels=[str(store.path), *config.extra_labels], width=config.width,
+                      epochs=config.epochs, batch_size=config.batch_size, max_steps=config.max_steps,
+                      num_workers=config.num_workers, seed=config.seed + index, lr_patience=1, amp=config.amp,
+                      progress=False),
           resume=str(last) if last.is_file() else None)
 
     best = run_folder / "checkpoints" / "best.ckpt"  # best validation mean recall
