@@ -43,3 +43,59 @@ def test_pipeline_recipes_parse():
         assert re.search(r"^\s*(labelgen|svc-\w+) ", script.read_text(), re.M), script.name
     for module in sorted((ROOT / "pipelines").glob("*.py")):
         py_compile.compile(str(module), doraise=True)
+
+
+def console_scripts() -> dict:
+    """``{script name: click command}`` from setup.cfg's entry points."""
+    import configparser
+    import importlib
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    scripts = {}
+    for line in config["options.entry_points"]["console_scripts"].strip().splitlines():
+        name, target = (part.strip() for part in line.split("="))
+        module, function = target.split(":")
+        scripts[name] = getattr(importlib.import_module(module), function)
+    return scripts
+
+
+def documented_invocations() -> list[tuple[str, list[str]]]:
+    """``(where, argv)`` of every call of our tools in README's, docs' and pipelines' shell code."""
+    import shlex
+
+    texts = {str(path.relative_to(ROOT)): "\n".join(re.findall(r"```bash\n(.*?)```", path.read_text(), re.S))
+             for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+                          *sorted((ROOT / "pipelines").glob("*.md"))]}
+    texts.update({str(path.relative_to(ROOT)): path.read_text() for path in sorted((ROOT / "pipelines").glob("*.sh"))})
+    names = set(console_scripts())
+    calls = []
+    for where, text in texts.items():
+        for line in text.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0]
+            for segment in re.split(r"&&|\|\||;|\|", line):
+                try:
+                    words = shlex.split(segment)
+                except ValueError:
+                    continue
+                if words and words[0] in names:
+                    calls.append((where, words))
+    return calls
+
+
+def test_documented_commands_use_only_options_that_exist():
+    import click
+
+    scripts = console_scripts()
+    calls = documented_invocations()
+    assert {argv[0] for _, argv in calls} >= {"labelgen", "svc-train", "svc-loop", "svc-export", "svc-eval"}
+    for where, argv in calls:
+        command, rest = scripts[argv[0]], argv[1:]
+        if isinstance(command, click.Group) and rest and not rest[0].startswith("-"):
+            assert rest[0] in command.commands, f"{where}: {' '.join(argv)}: no subcommand {rest[0]!r}"
+            command, rest = command.commands[rest[0]], rest[1:]
+        known = {name for param in command.params for name in (*param.opts, *param.secondary_opts)}
+        known |= {"-h", "--help"}
+        for word in rest:
+            if word.startswith("--"):
+                assert word.split("=")[0] in known, f"{where}: {' '.join(argv)}: unknown option {word}"
