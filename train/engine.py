@@ -378,7 +378,9 @@ class Trainer:
         self.config = config
         self.env = env if env is not None else init_distributed(config.device)
         self.device = select_device(config.device, self.env.local_rank)
-        self.amp = (self.device.type == "cuda") if config.amp is None else bool(config.amp)
+        # Mixed precision where it is tested: float16 on CUDA, bfloat16 on CPU (not on MPS).
+        self.amp = (self.device.type == "cuda") if config.amp is None else bool(
+            config.amp and self.device.type in ("cuda", "cpu"))
         self.out = Path(config.out)
         self.ckpt_dir = self.out / "checkpoints"
 
