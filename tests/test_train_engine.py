@@ -151,3 +151,20 @@ def test_mixed_precision_on_cpu_uses_bfloat16_without_loss_scaling(store, tmp_pa
                                   device="cpu", **TINY))
     # Same data, same init: bfloat16 changes the numbers a little, not the outcome.
     assert abs(summary["validation"]["pixel_acc"] - reference["validation"]["pixel_acc"]) < 0.05
+
+
+def test_init_weights_starts_from_a_checkpoint_with_a_fresh_optimiser(store, tmp_path):
+    from train.engine import Trainer
+
+    first = tmp_path / "first"
+    train(TrainConfig(out=str(first), labels=str(store), epochs=1, max_steps=3, **TINY))
+    saved = load_checkpoint(first)
+    second = Trainer(TrainConfig(out=str(tmp_path / "second"), labels=str(store), epochs=1, lr=1e-4,
+                                 init_weights=str(first), **TINY))
+    for name, tensor in second.model.state_dict().items():
+        assert torch.equal(tensor, saved["model"][name]), name
+    assert second.step == 0 and second.optimizer.param_groups[0]["lr"] == 1e-4
+    assert not second.optimizer.state, "a fresh optimiser: no Adam moments carried over"
+    with pytest.raises(ValueError, match="width"):
+        Trainer(TrainConfig(out=str(tmp_path / "third"), labels=str(store), init_weights=str(first),
+                            **{**TINY, "width": 0.25}))

@@ -72,10 +72,13 @@ def _fail(error: Exception) -> click.ClickException:
               help="Per-epoch checkpoints to keep (0 = all); last.ckpt and best.ckpt are always kept.")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
               help="Continue from a checkpoint file or a run folder (its checkpoints/last.ckpt).")
+@click.option("--init-weights", type=click.Path(path_type=Path), default=None,
+              help="Start from this checkpoint's (or run folder's) model weights with a fresh optimiser: "
+                   "fine-tuning, or a second phase at a lower --lr.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="tqdm progress bar.")
 def main(labels, lfw_parts, occlude, lfw_root, out, val_fraction, val_labels, val_max_images, model_name, width, loss,
          alpha, beta, epochs, batch_size, max_steps, lr, min_lr, lr_patience, image_size, num_workers,
-         buffer_size, seed, device, amp, log_every, keep_checkpoints, resume, progress) -> None:
+         buffer_size, seed, device, amp, log_every, keep_checkpoints, resume, init_weights, progress) -> None:
     """Train a face segmenter with the structure-via-consensus loss (Masi et al., CVPR 2020).
 
     Trains on the pseudo-label store (--labels; 0 background, 1 face, >=2 one id per
@@ -102,7 +105,7 @@ def main(labels, lfw_parts, occlude, lfw_root, out, val_fraction, val_labels, va
         alpha=alpha, beta=beta, epochs=epochs, batch_size=batch_size, max_steps=max_steps, lr=lr, min_lr=min_lr,
         lr_patience=lr_patience, image_size=image_size, num_workers=num_workers, buffer_size=buffer_size,
         seed=seed, device=device, amp=amp, log_every=log_every, keep_checkpoints=keep_checkpoints,
-        progress=progress)
+        progress=progress, init_weights=str(init_weights) if init_weights else None)
     try:
         summary = train(config, resume=str(resume) if resume else None)
     except StoreError as error:

@@ -88,6 +88,9 @@ class TrainConfig:
         val_max_images: Validate on at most this many images (``None``: all).
         cache_lfw: Keep decoded LFW training pairs in memory.
         progress: Show a tqdm progress bar.
+        init_weights: Start from the model weights of this checkpoint (file or run folder)
+            with a fresh optimiser and schedule: fine-tuning, or a second phase at a lower
+            ``lr``. Model, width and classes must match. Ignored when resuming.
     """
 
     out: str
@@ -121,6 +124,7 @@ class TrainConfig:
     val_max_images: int | None = None
     cache_lfw: bool = True
     progress: bool = True
+    init_weights: str | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -407,6 +411,13 @@ class Trainer:
         self.best = -math.inf
         if payload is not None:
             self._restore(payload)
+        elif config.init_weights:
+            start = load_checkpoint(config.init_weights)
+            for key in ("model", "width", "num_classes"):
+                if start["config"].get(key) != getattr(config, key):
+                    raise ValueError(f"cannot start from {config.init_weights}: it has {key}="
+                                     f"{start['config'].get(key)!r}, this run asks for {getattr(config, key)!r}")
+            self.model.load_state_dict(start["model"])
         if self.env.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
