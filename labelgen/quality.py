@@ -205,6 +205,17 @@ def evaluate_teachers(teachers: Sequence[str], split: str = "test", limit: int |
     return report
 
 
+def short_teacher_name(name: str) -> str:
+    """A column title: ``hull`` stays ``hull``; a model path becomes ``<folder>/<stem>``.
+
+    Example:
+        >>> short_teacher_name("out/teacher_occ/teacher.pt"), short_teacher_name("classical")
+        ('teacher_occ/teacher', 'classical')
+    """
+    path = Path(name)
+    return f"{path.parent.name}/{path.stem}" if path.suffix and path.parent.name else path.stem
+
+
 def comparison_grid(examples: Sequence[tuple], teachers: Sequence[str], size: int = 160) -> np.ndarray:
     """One row per example: the true labels, then each teacher's, over the same crop (RGB picture).
 
@@ -219,7 +230,7 @@ def comparison_grid(examples: Sequence[tuple], teachers: Sequence[str], size: in
     cells = []
     for key, image, truth, labels in examples:
         cells.append(caption(overlay_labels(image, truth, display_size=size), f"truth {key}"))
-        cells.extend(caption(overlay_labels(image, label, display_size=size), Path(name).stem)
+        cells.extend(caption(overlay_labels(image, label, display_size=size), short_teacher_name(name))
                      for name, label in zip(teachers, labels))
     return grid(cells, columns=len(teachers) + 1)
 
