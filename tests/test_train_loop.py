@@ -56,9 +56,15 @@ def test_student_as_teacher_loop_runs_end_to_end_and_resumes(tmp_path):
     from labelgen.synth import write_synthetic_store
 
     write_synthetic_store(exact, split="train", limit=4)
+    from train.engine import TrainConfig, train
+
+    start = tmp_path / "start"  # a supervised checkpoint the first student fine-tunes
+    train(TrainConfig(out=str(start), labels=str(exact), val_labels=str(exact), width=0.125, batch_size=4,
+                      max_steps=1, num_workers=0, progress=False))
     config = LoopConfig(source="folder", root=str(corpus), out=str(tmp_path / "loop"), teacher="classical",
                         rounds=2, width=0.125, batch_size=4, max_steps=2, workers=0, num_workers=0,
-                        quality_limit=2, min_gain=-1.0, shard_size=4, extra_labels=(str(exact),), amp=True)
+                        quality_limit=2, min_gain=-1.0, shard_size=4, extra_labels=(str(exact),), amp=True,
+                        lr=1e-4, init_weights=str(start / "checkpoints" / "last.ckpt"))
     lines = []
     history = run_loop(config, echo=lines.append)
     assert [item["round"] for item in history] == [0, 1, 2]
@@ -72,7 +78,9 @@ def test_student_as_teacher_loop_runs_end_to_end_and_resumes(tmp_path):
         assert store.attrs["config"]["teacher"] == item["teacher"]
         run_config = json.loads((folder / "run" / "config.json").read_text())
         assert run_config["labels"] == [str(store.path), str(exact)]  # pseudo-labels mixed with exact labels
-        assert run_config["amp"] is True
+        assert run_config["amp"] is True and run_config["lr"] == 1e-4
+        previous = Path(config.out) / f"round_{item['round'] - 1}" / "run" / "checkpoints" / "best.ckpt"
+        assert run_config["init_weights"] == (config.init_weights if item["round"] == 1 else str(previous))
     saved = json.loads((Path(config.out) / "history.json").read_text())
     assert [item["score"] for item in saved] == [item["score"] for item in history]
     assert any(line.startswith("best: round") for line in lines)

@@ -243,8 +243,13 @@ def predict_main(inputs, model, out_dir, size, device, max_frames) -> None:
                    "training data.")
 @click.option("--amp/--no-amp", default=None,
               help="Mixed precision for the students (bfloat16 on CPU).  [default: on with CUDA only]")
+@click.option("--lr", default=1e-3, show_default=True, help="The students' Adam learning rate.")
+@click.option("--init-weights", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Fine-tune instead of training from scratch: round 1's student starts from this checkpoint "
+                   "(e.g. the teacher's checkpoints/best.ckpt; same width), each later student from the "
+                   "previous one. Use a lower --lr, e.g. 1e-4.")
 def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size, max_steps, workers, num_workers,
-              quality_limit, min_gain, extra_labels, amp) -> None:
+              quality_limit, min_gain, extra_labels, amp, lr, init_weights) -> None:
     """Student as teacher: label the corpus with the teacher, train a student on the labels, export it,
     measure it, and let it label the next round; stop when quality stops rising.
 
@@ -257,7 +262,8 @@ def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size
                         teacher=teacher if teacher in ("classical", "hull") else str(Path(teacher).resolve()),
                         rounds=rounds, width=width, epochs=epochs, batch_size=batch_size, max_steps=max_steps,
                         workers=workers, num_workers=num_workers, quality_limit=quality_limit, min_gain=min_gain,
-                        extra_labels=tuple(str(path.resolve()) for path in extra_labels), amp=amp)
+                        extra_labels=tuple(str(path.resolve()) for path in extra_labels), amp=amp, lr=lr,
+                        init_weights=str(init_weights.resolve()) if init_weights else None)
     try:
         run_loop(config, echo=click.echo)
     except (FileNotFoundError, ValueError) as error:

@@ -44,6 +44,8 @@ class LoopConfig:
     source_options: dict = field(default_factory=dict)
     extra_labels: tuple[str, ...] = ()  # stores with exact labels mixed into every student's training
     amp: bool | None = None  # mixed precision for the students (bfloat16 on CPU); None: on with CUDA only
+    lr: float = 1e-3  # the students' Adam learning rate (lower it when fine-tuning from init_weights)
+    init_weights: str | None = None  # checkpoint round 1's student starts from; later rounds: the previous student
 
 
 def quality_score(metrics: dict) -> float:
@@ -60,6 +62,16 @@ def measure_teacher(teacher: str, config: LoopConfig) -> dict:
     report = evaluate_teachers([teacher], split="val", limit=config.quality_limit, families=QUALITY_FAMILIES,
                                progress=False)
     return report["teachers"][teacher]["metrics"]
+
+
+def student_start(index: int, config: LoopConfig) -> str | None:
+    """The weights round ``index``'s student starts from: ``init_weights`` for round 1, then the
+    previous round's best student (so each student fine-tunes its teacher); ``None``: from scratch."""
+    if config.init_weights is None:
+        return None
+    if index == 1:
+        return config.init_weights
+    return str(Path(config.out) / f"round_{index - 1}" / "run" / "checkpoints" / "best.ckpt")
 
 
 def run_round(index: int, teacher: str, config: LoopConfig) -> dict:
@@ -85,8 +97,8 @@ def run_round(index: int, teacher: str, config: LoopConfig) -> dict:
     last = run_folder / "checkpoints" / "last.ckpt"
     train(TrainConfig(out=str(run_folder), labels=[str(store.path), *config.extra_labels], width=config.width,
                       epochs=config.epochs, batch_size=config.batch_size, max_steps=config.max_steps,
-                      num_workers=config.num_workers, seed=config.seed + index, lr_patience=1, amp=config.amp,
-                      progress=False),
+                      num_workers=config.num_workers, seed=config.seed + index, lr=config.lr, lr_patience=1,
+                      amp=config.amp, init_weights=student_start(index, config), progress=False),
           resume=str(last) if last.is_file() else None)
 
     best = run_folder / "checkpoints" / "best.ckpt"  # best validation mean recall
