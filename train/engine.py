@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -259,7 +259,7 @@ class TrainingData:
                                           shuffle=True, seed=config.seed, drop_last=True)
         self.val_set, self.val_collate = self._lfw_validation()
 
-    def _lfw_validation(self) -> tuple[Dataset, object]:
+    def _lfw_validation(self) -> tuple[Dataset, Callable | None]:
         """Validation set and collate for LFW training: LFW val, its synthetic copy, or ``val_labels``."""
         config, env = self.config, self.env
         if config.occlude and config.val_labels:
