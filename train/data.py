@@ -37,6 +37,7 @@ from labelgen.status import Status
 from labelgen.store import CHUNK_IMAGES, LabelStore
 from train.losses import blobs_from_class_map, class_map_from_label_map
 from train.lfw_parts import LFWParts
+from train.models import image_to_tensor
 
 DEFAULT_BUFFER = 1024
 
@@ -267,7 +268,7 @@ class StoreDataset(IterableDataset):
     def _sample(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator):
         if self.hflip and rng.random() < 0.5:
             image, label = image[:, ::-1], label[:, ::-1]
-        image_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        image_t = image_to_tensor(image)
         label_t = torch.from_numpy(np.ascontiguousarray(label)).long()
         return image_t, label_t
 

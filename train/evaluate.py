@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from train.lfw_parts import CLASS_NAMES, NATIVE_SIZE, default_lfw_parts_root, load_pair, read_split
 from train.metrics import ConfusionMatrix, SparsityMeter, resize_nearest
+from train.models import image_to_tensor
 
 # The authors' released model on this test split at 128x128 input (see the data README).
 PUBLISHED_128 = {"pixel_acc": 96.06, "miou": 87.41, "iou_background": 95.75, "iou_face": 90.63,
@@ -82,7 +83,7 @@ class LFWEvalSet(Dataset):
         if label.shape != (NATIVE_SIZE, NATIVE_SIZE):
             raise ValueError(f"{self.stems[index]}: expected {NATIVE_SIZE}x{NATIVE_SIZE}, got {label.shape}")
         small = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
-        return (torch.from_numpy(np.ascontiguousarray(small.transpose(2, 0, 1))),
+        return (image_to_tensor(small),
                 torch.from_numpy(resize_nearest(label, self.size)).long(),
                 torch.from_numpy(label).long())
 

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from labelgen.lfw_parts import CLASS_NAMES, SPLITS, default_lfw_parts_root, load_pair, read_split
 from train.metrics import resize_nearest
+from train.models import image_to_tensor
 
 __all__ = ["CLASS_NAMES", "NATIVE_SIZE", "SPLITS", "LFWParts", "default_lfw_parts_root", "load_pair", "read_split"]
 
@@ -61,6 +62,6 @@ class LFWParts(Dataset):
             label = resize_nearest(label, self.size)
         if self.hflip and torch.rand(()) < 0.5:
             image, label = image[:, ::-1], label[:, ::-1]
-        image_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        image_t = image_to_tensor(image)
         label_t = torch.from_numpy(np.ascontiguousarray(label)).long()
         return image_t, label_t, stem

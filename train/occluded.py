@@ -32,12 +32,12 @@ from torch.utils.data import Dataset
 from labelgen.occluders import TRAIN_FAMILIES, kinds_of
 from labelgen.synth import load_face, lfw_parts_root, split_stems, synthesize, synthetic_pair, to_store_size
 from train.losses import class_map_from_label_map
+from train.models import image_to_tensor
 
 
 def _to_tensors(image: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """``(H x W x 3, H x W)`` numpy -> ``(3 x H x W uint8, H x W uint8)`` contiguous tensors."""
-    return (torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
-            torch.from_numpy(np.ascontiguousarray(label)))
+    return image_to_tensor(image), torch.from_numpy(np.ascontiguousarray(label))
 
 
 class OccludedLFWTrain(Dataset):

@@ -153,6 +153,19 @@ def faceoccnet(num_classes: int = 3, width: float = 1.0, **kw) -> FaceOccNet:
     return FaceOccNet(num_classes=num_classes, width=width, **kw)
 
 
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """One ``H x W x 3`` RGB array (any strides, e.g. a flipped view) as a contiguous ``3 x H x W`` tensor.
+
+    The dtype is kept: the data sets hand out uint8 images, which
+    :func:`normalize_image` turns into network input.
+
+    Example:
+        >>> image_to_tensor(np.zeros((4, 5, 3), np.uint8)[:, ::-1]).shape
+        torch.Size([3, 4, 5])
+    """
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+
 def normalize_image(images: torch.Tensor | np.ndarray, layout: str | None = None) -> torch.Tensor:
     """Converts 0..255 RGB images to the network's float input in [-1, 1].
 
