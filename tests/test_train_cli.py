@@ -83,6 +83,23 @@ def test_export_then_eval_the_exports(trained):
     assert tables[0]["pixel_acc"] == pytest.approx(tables[2]["pixel_acc"], abs=0.01)
 
 
+def test_flip_average_built_into_the_export_equals_flip_average_at_evaluation(trained):
+    base, run = trained
+    out = base / "export_flip"
+    result = CliRunner().invoke(export_main, [str(run), "--out-dir", str(out), "--size", "64", "--flip-average"])
+    assert result.exit_code == 0, result.output
+    lfw = make_synthetic_lfw(base / "lfw_flip", {"test": 3})
+    scores = []
+    for model, flags in ((out / "model.pt", []), (out / "model.onnx", []), (run, ["--flip-average"]), (run, [])):
+        result = CliRunner().invoke(eval_main, [str(model), "--lfw-root", str(lfw), "--size", "64", "--num-workers",
+                                                "0", "--json", str(base / "flip.json"), *flags])
+        assert result.exit_code == 0, result.output
+        scores.append(json.loads((base / "flip.json").read_text())["model"]["64"])
+    assert scores[0]["pixel_acc"] == pytest.approx(scores[2]["pixel_acc"], abs=0.01)
+    assert scores[1]["pixel_acc"] == pytest.approx(scores[2]["pixel_acc"], abs=0.01)
+    assert scores[2] != scores[3]  # averaging changed the predictions of this untrained model
+
+
 def test_predict_on_an_image_and_a_video(trained, tmp_path):
     from labelgen.sample import sample_image, sample_jpeg
 

@@ -129,8 +129,10 @@ def main(labels, lfw_parts, occlude, lfw_root, out, val_fraction, val_labels, va
 @click.option("--labels", "store_path", type=click.Path(path_type=Path), default=None,
               help="Score on a label store with exact labels instead (e.g. 'labelgen synth --split test'): "
                    "classes background / face / occlusion.")
+@click.option("--flip-average", is_flag=True,
+              help="Test-time augmentation: average the logits of each image and its mirror image (2 passes).")
 def eval_main(model, lfw_root, split, size, batch_size, num_workers, max_images, device, json_path,
-              store_path) -> None:
+              store_path, flip_average) -> None:
     """Score MODEL (a .ckpt checkpoint or run folder, TorchScript .pt, or .onnx) on LFW Part Labels.
 
     One confusion matrix over the whole split: per-class IoU, mean IoU (background
@@ -145,7 +147,8 @@ def eval_main(model, lfw_root, split, size, batch_size, num_workers, max_images,
     from train.inference import Segmenter
 
     try:
-        segmenter = Segmenter(model, device=select_device(device) if not str(model).endswith(".onnx") else "cpu")
+        segmenter = Segmenter(model, device=select_device(device) if not str(model).endswith(".onnx") else "cpu",
+                              flip_average=flip_average)
         if store_path is not None:
             results = evaluate_store(segmenter.predict, store_path, batch_size, progress=True)
             click.echo(format_store_table(results))
@@ -172,7 +175,10 @@ def eval_main(model, lfw_root, split, size, batch_size, num_workers, max_images,
 @click.option("--format", "fmt", type=click.Choice(["both", "torchscript", "onnx"]), default="both", show_default=True)
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Compare TorchScript, onnxruntime and cv2.dnn outputs with PyTorch (max |diff| <= 1e-4).")
-def export_main(checkpoint, out_dir, name, size, fmt, check) -> None:
+@click.option("--flip-average", is_flag=True,
+              help="Export the model with flip test-time averaging built in: every runtime that loads the file "
+                   "averages the logits of the image and of its mirror image (2 passes per call).")
+def export_main(checkpoint, out_dir, name, size, fmt, check, flip_average) -> None:
     """Export a training CHECKPOINT (.ckpt or run folder) to TorchScript and/or ONNX.
 
     The files follow labelgen's teacher convention (float32 1x3x128x128 RGB in [-1, 1]
@@ -180,10 +186,14 @@ def export_main(checkpoint, out_dir, name, size, fmt, check) -> None:
     """
     from train.checkpoint import model_from_checkpoint
     from train.export import export_model
+    from train.models import FlipAveraged
 
     formats = ("torchscript", "onnx") if fmt == "both" else (fmt,)
     try:
-        result = export_model(model_from_checkpoint(checkpoint), out_dir, name, size, formats, check)
+        model = model_from_checkpoint(checkpoint)
+        if flip_average:
+            model = FlipAveraged(model)
+        result = export_model(model, out_dir, name, size, formats, check)
     except (FileNotFoundError, RuntimeError) as error:
         raise _fail(error) from None
     for kind in ("torchscript", "onnx"):

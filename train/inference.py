@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from train.checkpoint import CHECKPOINT_SUFFIX, model_from_checkpoint, resolve_checkpoint
-from train.models import normalize_image
+from train.models import flip_averaged_logits, normalize_image
 
 
 class Segmenter:
@@ -26,11 +26,14 @@ class Segmenter:
     Args:
         path: Checkpoint (file or run folder), TorchScript or ONNX file.
         device: Torch device for checkpoints and TorchScript (ONNX runs on the CPU).
+        flip_average: Average the logits of each image and of its mirror image
+            (:mod:`train.models.flip`; two forward passes).
     """
 
-    def __init__(self, path: str | Path, device: str | torch.device = "cpu"):
+    def __init__(self, path: str | Path, device: str | torch.device = "cpu", flip_average: bool = False):
         path = Path(path)
         self.path = path
+        self.flip_average = flip_average
         self.device = torch.device(device)
         self._session = None
         if path.suffix == ".onnx":
@@ -58,8 +61,13 @@ class Segmenter:
     def logits(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Logits (float32, CPU) of uint8 RGB images, N x 3 x H x W or N x H x W x 3."""
         x = normalize_image(images)
+        if self.flip_average:
+            return flip_averaged_logits(self._logits_of_normalized, x)
+        return self._logits_of_normalized(x)
+
+    def _logits_of_normalized(self, x: torch.Tensor) -> torch.Tensor:
         if self._session is not None:
-            return torch.from_numpy(self._session.run(None, {self._input: x.numpy()})[0])
+            return torch.from_numpy(self._session.run(None, {self._input: x.contiguous().numpy()})[0])
         with torch.inference_mode():
             return self.module(x.to(self.device)).float().cpu()
 
