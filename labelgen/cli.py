@@ -289,7 +289,7 @@ def _families_option(value: str | None) -> tuple[str, ...] | None:
     return None if value is None else tuple(name.strip() for name in value.split(",") if name.strip())
 
 
-_FAMILIES_HELP = ("Comma-separated occluder families (objects, polygons, scarves, hands, glasses, props); "
+_FAMILIES_HELP = ("Comma-separated occluder families (objects, polygons, scarves, hands, glasses, props, skin); "
                   "default: the held-out ones for test, the training ones for train and val.")
 
 

@@ -18,6 +18,7 @@ scarves    scarf, surgical_mask, bandana                                train
 hands      hand (palm, fingers, thumb, forearm), arm                    held out
 glasses    sunglasses                                                   held out
 props      microphone, mug, coffee_cup, phone                           held out
+skin       skin_blob (a smooth blob in a skin tone, not a limb shape)   optional
 =========  ==========================================================  ==========
 
 The split (:data:`TRAIN_FAMILIES`, :data:`HELDOUT_FAMILIES`) keeps the
@@ -26,13 +27,20 @@ lenses over the eyes and hand-held props at the mouth are never seen in
 training, so an evaluation on them measures generalisation to new kinds of
 occluder, not recall of the pasted shapes.
 
+The optional family ``skin`` (:data:`OPTIONAL_TRAIN_FAMILIES`) is in neither
+default: skin-coloured blobs without fingers or limbs, for training a teacher
+that must not take every skin-coloured pixel for face (``svc-train --occlude
+--occluder-families objects,polygons,scarves,skin``). It shares the held-out
+hands' colours and skin texture, though not their shapes, so results of a
+teacher trained with it are no longer "never saw a skin-coloured occluder".
+
 Example:
     >>> rng = np.random.default_rng(0)
     >>> patch, alpha = make_occluder("sunglasses", 60, rng)
     >>> patch.dtype, alpha.dtype, max(alpha.shape), patch.shape[:2] == alpha.shape
     (dtype('uint8'), dtype('float32'), 60, True)
-    >>> sorted(TRAIN_FAMILIES), sorted(HELDOUT_FAMILIES)
-    (['objects', 'polygons', 'scarves'], ['glasses', 'hands', 'props'])
+    >>> sorted(TRAIN_FAMILIES), sorted(HELDOUT_FAMILIES), OPTIONAL_TRAIN_FAMILIES
+    (['objects', 'polygons', 'scarves'], ['glasses', 'hands', 'props'], ('skin',))
 """
 from __future__ import annotations
 
@@ -429,6 +437,22 @@ def make_arm(size: int, rng: np.random.Generator) -> Occluder:
     return _skin_texture(np.ascontiguousarray(patch), rng), soften(np.ascontiguousarray(mask).astype(bool), 5)
 
 
+# -- skin blobs (optional training family) -------------------------------------------------------------
+def make_skin_blob(size: int, rng: np.random.Generator) -> Occluder:
+    """A smooth random blob (a blurred star polygon) in a random skin tone, shaded and blotched."""
+    h, w = _canvas(size, rng.uniform(0.4, 2.5))
+    count = int(rng.integers(4, 9))
+    angles = np.sort(rng.uniform(0, 2 * np.pi, count))
+    radii = rng.uniform(0.5, 0.9, count)
+    points = np.column_stack([w / 2 + (w / 2 - 1) * radii * np.cos(angles),
+                              h / 2 + (h / 2 - 1) * radii * np.sin(angles)])
+    polygon = np.zeros((h, w), np.float32)
+    cv2.fillPoly(polygon, [np.round(points).astype(np.int32)], 1.0)
+    smooth = cv2.GaussianBlur(polygon, (0, 0), max(1.0, 0.08 * min(h, w))) > 0.5  # rounded corners
+    patch = np.clip(skin_tone(rng) * np.ones((h, w, 1), np.float32), 0, 255).astype(np.uint8)
+    return _skin_texture(patch, rng), soften(smooth)
+
+
 # -- glasses -------------------------------------------------------------------------------------------
 def sunglasses(width: int, lens_colour: Sequence[int] = (20, 22, 28), *, reflection: int = 25,
                shape: str = "oval", frame: Sequence[int] | None = None, opacity: float = 1.0) -> Occluder:
@@ -577,6 +601,7 @@ KINDS: dict[str, OccluderKind] = {kind.name: kind for kind in [
     OccluderKind("mug", "props", make_mug, (0.35, 0.6), ("mouth",), 20),
     OccluderKind("coffee_cup", "props", make_coffee_cup, (0.5, 0.8), ("mouth",), 20),
     OccluderKind("phone", "props", make_phone, (0.35, 0.6), ("any", "mouth"), 40),
+    OccluderKind("skin_blob", "skin", make_skin_blob, (0.35, 1.0), max_rotation=90),
 ]}
 FAMILIES: dict[str, tuple[str, ...]] = {}
 for _kind in KINDS.values():
@@ -584,6 +609,7 @@ for _kind in KINDS.values():
 del _kind
 TRAIN_FAMILIES: tuple[str, ...] = ("objects", "polygons", "scarves")
 HELDOUT_FAMILIES: tuple[str, ...] = ("hands", "glasses", "props")
+OPTIONAL_TRAIN_FAMILIES: tuple[str, ...] = ("skin",)
 
 
 def kinds_of(families: Sequence[str]) -> list[OccluderKind]:

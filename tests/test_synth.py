@@ -7,7 +7,8 @@ from click.testing import CliRunner
 
 from labelgen import occluders, synth
 from labelgen.cli import main
-from labelgen.occluders import FAMILIES, HELDOUT_FAMILIES, KINDS, TRAIN_FAMILIES, OccluderKind, make_occluder
+from labelgen.occluders import (FAMILIES, HELDOUT_FAMILIES, KINDS, OPTIONAL_TRAIN_FAMILIES, TRAIN_FAMILIES, OccluderKind,
+                                make_occluder)
 from labelgen.synth import FaceFrame, occlude, synthesize, synthetic_pair, synthetic_split, to_store_size
 
 
@@ -28,7 +29,8 @@ def test_every_occluder_kind_makes_a_valid_deterministic_patch(name):
 
 def test_family_split_is_disjoint_and_covers_every_family():
     assert set(TRAIN_FAMILIES).isdisjoint(HELDOUT_FAMILIES)
-    assert set(TRAIN_FAMILIES) | set(HELDOUT_FAMILIES) == set(FAMILIES)
+    assert set(OPTIONAL_TRAIN_FAMILIES).isdisjoint(set(TRAIN_FAMILIES) | set(HELDOUT_FAMILIES))
+    assert set(TRAIN_FAMILIES) | set(HELDOUT_FAMILIES) | set(OPTIONAL_TRAIN_FAMILIES) == set(FAMILIES)
     kinds = [name for family in FAMILIES.values() for name in family]
     assert sorted(kinds) == sorted(KINDS), "every kind is in exactly one family"
     train = {kind.name for kind in occluders.kinds_of(TRAIN_FAMILIES)}
@@ -36,6 +38,14 @@ def test_family_split_is_disjoint_and_covers_every_family():
     assert train.isdisjoint(held_out) and {"hand", "sunglasses", "microphone"} <= held_out
     with pytest.raises(ValueError, match="unknown occluder families"):
         occluders.kinds_of(["objects", "no_such_family"])
+
+
+def test_skin_blob_is_skin_coloured_and_not_in_a_default_family():
+    patch, alpha = make_occluder("skin_blob", 80, np.random.default_rng(3))
+    mean = patch[alpha > 0.5].astype(float).mean(axis=0)
+    nearest = np.abs(occluders.SKIN_TONES - mean).max(axis=1).min()
+    assert nearest < 0.25 * 255, (mean, nearest)
+    assert "skin_blob" not in {kind.name for kind in occluders.kinds_of(TRAIN_FAMILIES + HELDOUT_FAMILIES)}
 
 
 def test_paste_clips_at_the_border_and_masks_where_alpha_dominates():

@@ -109,6 +109,24 @@ def test_occlude_validates_on_a_store_when_given(lfw_root, tmp_path):
     assert summary["validation"]["pixels"] == 6 * 32 * 32  # the store's six rows, not LFW val
 
 
+def test_occluder_families_reach_the_training_set(tmp_path):
+    from labelgen.occluders import TRAIN_FAMILIES
+    from train.engine import TrainingData, init_distributed
+
+    root = make_synthetic_lfw(tmp_path / "lfw", {"train": 4, "val": 2}, size=64)
+    base = dict(out=str(tmp_path / "run"), lfw_parts=True, occlude=True, lfw_root=str(root), image_size=32,
+                width=0.125, batch_size=4, num_workers=0, progress=False)
+    env = init_distributed("cpu")
+    assert TrainingData(TrainConfig(**base), env).train_set.families == TRAIN_FAMILIES
+    chosen = TrainingData(TrainConfig(**base, occluder_families=["skin", "polygons"]), env).train_set
+    assert chosen.families == ("skin", "polygons")
+    with pytest.raises(ValueError, match="unknown occluder families"):
+        TrainingData(TrainConfig(**base, occluder_families=["spoons"]), env)
+    result = CliRunner().invoke(svc_train, ["--lfw-parts", "--occluder-families", "skin",
+                                            "--lfw-root", str(root), "--out", str(tmp_path / "r2")])
+    assert result.exit_code != 0 and "need occlude" in result.output
+
+
 def test_occlude_needs_lfw_parts(tmp_path):
     result = CliRunner().invoke(svc_train, ["--labels", str(tmp_path / "x.zarr"), "--occlude",
                                             "--out", str(tmp_path / "run")])

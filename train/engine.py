@@ -31,6 +31,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
+from labelgen.occluders import TRAIN_FAMILIES
 from train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from train.data import (
     DEFAULT_BUFFER,
@@ -61,6 +62,9 @@ class TrainConfig:
         occlude: With ``lfw_parts``: paste fresh synthetic occluders on every draw and train
             background / face / occlusion (:mod:`train.occluded`); validation is then the
             synthetic val split, or ``val_labels`` if given.
+        occluder_families: With ``occlude``: the occluder families pasted in training
+            (``None``: :data:`labelgen.occluders.TRAIN_FAMILIES`). Validation keeps the
+            fixed synthetic val split of the default families, so runs stay comparable.
         lfw_root: LFW Part Labels folder; ``None`` for ``../shared/data/lfw_parts``.
         val_labels: Separate validation store (then all of ``labels`` is trained on).
         val_fraction: Fraction of the store's chunks held out for validation.
@@ -97,6 +101,7 @@ class TrainConfig:
     labels: str | list[str] | None = None
     lfw_parts: bool = False
     occlude: bool = False
+    occluder_families: list[str] | None = None
     lfw_root: str | None = None
     val_labels: str | None = None
     val_fraction: float = 0.05
@@ -215,6 +220,8 @@ class TrainingData:
             raise ValueError("give exactly one training source: a label store, or LFW Part Labels")
         if config.occlude and not config.lfw_parts:
             raise ValueError("occlude pastes occluders on LFW Part Labels faces: it needs lfw_parts")
+        if config.occluder_families and not config.occlude:
+            raise ValueError("occluder families choose what occlude pastes: they need occlude")
         if config.labels:
             self._init_store()
         else:
@@ -248,8 +255,9 @@ class TrainingData:
         config, env = self.config, self.env
         self.image_size = config.image_size
         if config.occlude:
-            self.train_set = OccludedLFWTrain(config.lfw_root, "train", size=config.image_size, hflip=True,
-                                              seed=config.seed, cache=config.cache_lfw)
+            families = config.occluder_families or TRAIN_FAMILIES
+            self.train_set = OccludedLFWTrain(config.lfw_root, "train", size=config.image_size, families=families,
+                                              hflip=True, seed=config.seed, cache=config.cache_lfw)
             self.train_collate = None  # (images, store label maps), as from a store
         else:
             self.train_set = LFWPartsTrain(config.lfw_root, "train", size=config.image_size, hflip=True,
