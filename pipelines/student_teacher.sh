@@ -2,7 +2,8 @@
 # The full teacher recipe on LFW Part Labels (CPU-sized; see README "Teachers and label quality"):
 #   1. a supervised teacher: slim FaceOccNet trained on LFW Part Labels' train faces with fresh synthetic
 #      occluders on every draw (training occluder families), validated on the synthetic val split,
-#      exported to TorchScript + ONNX,
+#      then a second phase at lr 3e-4 that adds smooth skin-toned blobs to the occluders (the best teacher
+#      measured; README), exported to TorchScript + ONNX with flip test-time averaging built in,
 #   2. exact synthetic labels of the train split, mixed into every student's training,
 #   3. the student-as-teacher loop on LFW train+val photos (never the test split),
 #   4. the quality table on the held-out test split: hull, classical, supervised teacher, best student.
@@ -21,7 +22,12 @@ resume=()
 [ -f "$out/runs/teacher/checkpoints/last.ckpt" ] && resume=(--resume "$out/runs/teacher")
 svc-train --lfw-parts --occlude --width "$width" --batch-size 32 --epochs "$epochs" --lr-patience 3 \
   --num-workers 1 --amp --out "$out/runs/teacher" "${resume[@]}"
-svc-export "$out/runs/teacher/checkpoints/best.ckpt" --out-dir "$out/teacher" --name teacher
+resume=()
+[ -f "$out/runs/teacher_skin/checkpoints/last.ckpt" ] && resume=(--resume "$out/runs/teacher_skin")
+svc-train --lfw-parts --occlude --occluder-families objects,polygons,scarves,skin \
+  --init-weights "$out/runs/teacher/checkpoints/best.ckpt" --lr 3e-4 --width "$width" --batch-size 32 \
+  --epochs 12 --lr-patience 2 --num-workers 1 --amp --out "$out/runs/teacher_skin" "${resume[@]}"
+svc-export "$out/runs/teacher_skin/checkpoints/best.ckpt" --out-dir "$out/teacher" --name teacher --flip-average
 [ -d "$out/synth_train.zarr" ] || labelgen synth --split train --copies 4 --out "$out/synth_train.zarr"
 
 # LFW train+val photos as an unlabelled corpus (symbolic links; the test split stays out).
