@@ -293,17 +293,29 @@ def _inset(h: int, w: int, border: int) -> np.ndarray:
 
 
 # -- polygons ----------------------------------------------------------------------------------------
+def star_polygon(shape: tuple[int, int], rng: np.random.Generator, vertices: tuple[int, int] = (3, 9),
+                 radii: tuple[float, float] = (0.45, 1.0)) -> np.ndarray:
+    """A filled random star-shaped polygon as a ``float32`` 0/1 mask of ``shape`` (``(h, w)``).
+
+    Vertices (between ``vertices[0]`` and ``vertices[1]``, inclusive) sit at sorted random
+    angles around the centre, at random fractions ``radii`` of the half-extent.
+    """
+    h, w = shape
+    count = int(rng.integers(vertices[0], vertices[1] + 1))
+    angles = np.sort(rng.uniform(0, 2 * np.pi, count))
+    radius = rng.uniform(radii[0], radii[1], count)
+    points = np.column_stack([w / 2 + (w / 2 - 1) * radius * np.cos(angles),
+                              h / 2 + (h / 2 - 1) * radius * np.sin(angles)])
+    mask = np.zeros((h, w), np.float32)
+    cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 1.0)
+    return mask
+
+
 def make_polygon(size: int, rng: np.random.Generator) -> Occluder:
     """A random star-shaped polygon (3 to 9 vertices) filled with a random texture."""
     h, w = _canvas(size, rng.uniform(0.5, 2.0))
-    count = int(rng.integers(3, 10))
-    angles = np.sort(rng.uniform(0, 2 * np.pi, count))
-    radii = rng.uniform(0.45, 1.0, count)
-    points = np.column_stack([w / 2 + (w / 2 - 1) * radii * np.cos(angles),
-                              h / 2 + (h / 2 - 1) * radii * np.sin(angles)])
-    mask = np.zeros((h, w), np.uint8)
-    cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 1)
-    return random_texture((h, w), rng), soften(mask.astype(bool))
+    mask = star_polygon((h, w), rng)
+    return random_texture((h, w), rng), soften(mask > 0)
 
 
 # -- scarves ------------------------------------------------------------------------------------------
@@ -441,13 +453,7 @@ def make_arm(size: int, rng: np.random.Generator) -> Occluder:
 def make_skin_blob(size: int, rng: np.random.Generator) -> Occluder:
     """A smooth random blob (a blurred star polygon) in a random skin tone, shaded and blotched."""
     h, w = _canvas(size, rng.uniform(0.4, 2.5))
-    count = int(rng.integers(4, 9))
-    angles = np.sort(rng.uniform(0, 2 * np.pi, count))
-    radii = rng.uniform(0.5, 0.9, count)
-    points = np.column_stack([w / 2 + (w / 2 - 1) * radii * np.cos(angles),
-                              h / 2 + (h / 2 - 1) * radii * np.sin(angles)])
-    polygon = np.zeros((h, w), np.float32)
-    cv2.fillPoly(polygon, [np.round(points).astype(np.int32)], 1.0)
+    polygon = star_polygon((h, w), rng, vertices=(4, 8), radii=(0.5, 0.9))
     smooth = cv2.GaussianBlur(polygon, (0, 0), max(1.0, 0.08 * min(h, w))) > 0.5  # rounded corners
     patch = np.clip(skin_tone(rng) * np.ones((h, w, 1), np.float32), 0, 255).astype(np.uint8)
     return _skin_texture(patch, rng), soften(smooth)
