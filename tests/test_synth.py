@@ -7,8 +7,8 @@ from click.testing import CliRunner
 
 from labelgen import occluders, synth
 from labelgen.cli import main
-from labelgen.occluders import (FAMILIES, HELDOUT_FAMILIES, KINDS, OPTIONAL_TRAIN_FAMILIES, TRAIN_FAMILIES, OccluderKind,
-                                make_occluder)
+from labelgen.occluders import (FAMILIES, HELDOUT_FAMILIES, KINDS, OPTIONAL_TRAIN_FAMILIES, TRAIN_FAMILIES,
+                                OccluderKind, make_occluder)
 from labelgen.synth import FaceFrame, occlude, synthesize, synthetic_pair, synthetic_split, to_store_size
 
 

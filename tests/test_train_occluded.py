@@ -1,6 +1,8 @@
 """On-the-fly occlusion for teacher training (train.occluded) and its wiring into svc-train."""
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -125,6 +127,12 @@ def test_occluder_families_reach_the_training_set(tmp_path):
     result = CliRunner().invoke(svc_train, ["--lfw-parts", "--occluder-families", "skin",
                                             "--lfw-root", str(root), "--out", str(tmp_path / "r2")])
     assert result.exit_code != 0 and "need occlude" in result.output
+    result = CliRunner().invoke(svc_train, ["--lfw-parts", "--occlude", "--occluder-families", " skin, polygons ",
+                                            "--lfw-root", str(root), "--out", str(tmp_path / "r3"), "--image-size",
+                                            "32", "--width", "0.125", "--batch-size", "4", "--max-steps", "1",
+                                            "--num-workers", "0", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "r3" / "config.json").read_text())["occluder_families"] == ["skin", "polygons"]
 
 
 def test_occlude_needs_lfw_parts(tmp_path):
