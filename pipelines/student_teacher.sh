@@ -2,7 +2,7 @@
 # The full teacher recipe on LFW Part Labels (CPU-sized; see README "Teachers and label quality"):
 #   1. a supervised teacher: slim FaceOccNet trained on LFW Part Labels' train faces with fresh synthetic
 #      occluders on every draw (training occluder families), validated on the synthetic val split,
-#      then a second phase at lr 3e-4 that adds smooth skin-toned blobs to the occluders (the best teacher
+#      then two more phases at lr 3e-4 that add smooth skin-toned blobs to the occluders (the best teacher
 #      measured; README), exported to TorchScript + ONNX with flip test-time averaging built in,
 #   2. exact synthetic labels of the train split, mixed into every student's training,
 #   3. the student-as-teacher loop on LFW train+val photos (never the test split),
@@ -22,12 +22,17 @@ resume=()
 [ -f "$out/runs/teacher/checkpoints/last.ckpt" ] && resume=(--resume "$out/runs/teacher")
 svc-train --lfw-parts --occlude --width "$width" --batch-size 32 --epochs "$epochs" --lr-patience 3 \
   --num-workers 1 --amp --out "$out/runs/teacher" "${resume[@]}"
-resume=()
-[ -f "$out/runs/teacher_skin/checkpoints/last.ckpt" ] && resume=(--resume "$out/runs/teacher_skin")
-svc-train --lfw-parts --occlude --occluder-families objects,polygons,scarves,skin \
-  --init-weights "$out/runs/teacher/checkpoints/best.ckpt" --lr 3e-4 --width "$width" --batch-size 32 \
-  --epochs 12 --lr-patience 2 --num-workers 1 --amp --out "$out/runs/teacher_skin" "${resume[@]}"
-svc-export "$out/runs/teacher_skin/checkpoints/best.ckpt" --out-dir "$out/teacher" --name teacher --flip-average
+# Two warm restarts at lr 3e-4 with the skin family added, each from the previous best checkpoint.
+previous=teacher
+for phase in teacher_skin teacher_skin2; do
+  resume=()
+  [ -f "$out/runs/$phase/checkpoints/last.ckpt" ] && resume=(--resume "$out/runs/$phase")
+  svc-train --lfw-parts --occlude --occluder-families objects,polygons,scarves,skin \
+    --init-weights "$out/runs/$previous/checkpoints/best.ckpt" --lr 3e-4 --width "$width" --batch-size 32 \
+    --epochs 12 --lr-patience 2 --num-workers 1 --amp --out "$out/runs/$phase" "${resume[@]}"
+  previous=$phase
+done
+svc-export "$out/runs/$previous/checkpoints/best.ckpt" --out-dir "$out/teacher" --name teacher --flip-average
 [ -d "$out/synth_train.zarr" ] || labelgen synth --split train --copies 4 --out "$out/synth_train.zarr"
 
 # LFW train+val photos as an unlabelled corpus (symbolic links; the test split stays out).
