@@ -67,7 +67,7 @@ class Segmenter:
 
     def _logits_of_normalized(self, x: torch.Tensor) -> torch.Tensor:
         if self._session is not None:
-            return torch.from_numpy(self._session.run(None, {self._input: x.contiguous().numpy()})[0])
+            return torch.from_numpy(self._session.run(None, {self._input: x.numpy()})[0])
         with torch.inference_mode():
             return self.module(x.to(self.device)).float().cpu()
 
