@@ -21,9 +21,13 @@ import cv2
 import numpy as np
 
 
-def _imwrite_rgb(path: Path, rgb: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise click.ClickException(f"could not write {path}")
+def _write_picture(path: Path, picture: np.ndarray) -> None:
+    from labelgen.overlay import write_picture
+
+    try:
+        write_picture(path, picture)
+    except OSError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -84,12 +88,12 @@ def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, c
             (out_dir / f"{stem}.json").write_text(json.dumps(result.to_record(), indent=1))
             if not result.ok:
                 continue
-            cv2.imwrite(str(out_dir / f"{stem}.label.png"), result.label)
+            _write_picture(out_dir / f"{stem}.label.png", result.label)
             crop_view = overlay_labels(result.image, result.label, result.crop.apply(result.contour))
             original = overlay_original(decode_image(data), result.box, result.contour)
             panel = np.hstack([original, crop_view, label_colours(cv2.resize(
                 result.label, (256, 256), interpolation=cv2.INTER_NEAREST))])
-            _imwrite_rgb(out_dir / f"{stem}.overlay.png",
+            _write_picture(out_dir / f"{stem}.overlay.png",
                          caption(panel, f"{key}  blobs={result.blobs}  pose={result.pose_method}"))
     summary = ", ".join(f"{name}: {count}" for name, count in sorted(counts.items()))
     click.echo(f"labelled {sum(counts.values())} images into {out_dir} ({summary})")
@@ -281,7 +285,7 @@ def show(store_path: Path, out: Path, count: int, status_name: str, occluded: bo
     images, labels, keys = store.read("image", rows), store.read("label", rows), store.read("key", rows)
     pictures = [caption(overlay_labels(image, label, display_size=160), str(key))
                 for image, label, key in zip(images, labels, keys)]
-    _imwrite_rgb(out, grid(pictures, columns=columns))
+    _write_picture(out, grid(pictures, columns=columns))
     click.echo(f"wrote {out} ({len(rows)} images)")
 
 
@@ -390,7 +394,7 @@ def eval_labels(teachers, limit, split, copies, seed, families, max_occluders, c
     if grid_path is not None:
         if not examples:
             raise click.ClickException("no face was labelled ok by every teacher: nothing to draw")
-        _imwrite_rgb(grid_path, comparison_grid(examples, names))
+        _write_picture(grid_path, comparison_grid(examples, names))
         click.echo(f"wrote {grid_path} ({len(examples)} faces: truth, {', '.join(names)})")
 
 

@@ -47,6 +47,34 @@ def overlay_labels(image: np.ndarray, label: np.ndarray, contour: np.ndarray | N
     return shaded
 
 
+# Disagreement colours: where the face was missed, where face was called wrongly, any other mix-up.
+MISSED_FACE_COLOUR = (0, 220, 255)
+FALSE_FACE_COLOUR = (255, 0, 255)
+OTHER_ERROR_COLOUR = (255, 170, 0)
+
+
+def error_colours(truth: np.ndarray, pred: np.ndarray, face: int = 1) -> np.ndarray:
+    """``(H, W, 3)`` RGB picture of where a class map disagrees with the truth.
+
+    Black where they agree; cyan where true face was called something else (missed
+    face), magenta where something else was called face (false face), orange for
+    every other disagreement (background and occlusion mixed up).
+
+    Example:
+        >>> truth = np.array([[0, 1, 1, 2]])
+        >>> pred = np.array([[1, 1, 0, 0]])
+        >>> error_colours(truth, pred)[0].tolist()
+        [[255, 0, 255], [0, 0, 0], [0, 220, 255], [255, 170, 0]]
+    """
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    picture = np.zeros(truth.shape + (3,), np.uint8)
+    wrong = truth != pred
+    picture[wrong] = OTHER_ERROR_COLOUR
+    picture[wrong & (truth == face)] = MISSED_FACE_COLOUR
+    picture[wrong & (pred == face)] = FALSE_FACE_COLOUR
+    return picture
+
+
 def caption(picture: np.ndarray, text: str) -> np.ndarray:
     """Write ``text`` in a dark band along the top of the picture."""
     out = picture.copy()
@@ -87,3 +115,10 @@ def overlay_original(image: np.ndarray, box: np.ndarray | None, contour: np.ndar
         for x, y in points:
             cv2.circle(picture, (int(round(x)), int(round(y))), 2, CONTOUR_COLOUR, -1, cv2.LINE_AA)
     return picture
+
+
+def write_picture(path, picture: np.ndarray) -> None:
+    """Writes a grey (H x W) or RGB (H x W x 3) uint8 picture; raises ``OSError`` when it cannot."""
+    array = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR) if picture.ndim == 3 else picture
+    if not cv2.imwrite(str(path), array):
+        raise OSError(f"could not write {path}")

@@ -110,3 +110,27 @@ def test_comparison_grid_puts_truth_and_each_teacher_side_by_side():
     cells = [picture[2 + 16:42, 2 + 42 * c: 42 * (c + 1)] for c in range(3)]  # below the caption band
     assert np.array_equal(cells[0], cells[1]), "a teacher that matches the truth looks like it"
     assert not np.array_equal(cells[0], cells[2])
+
+
+def test_error_colours_mark_each_kind_of_mistake():
+    from labelgen.overlay import FALSE_FACE_COLOUR, MISSED_FACE_COLOUR, OTHER_ERROR_COLOUR, error_colours
+
+    truth = np.array([[0, 0, 1, 1, 2, 2]])
+    pred = np.array([[0, 1, 1, 2, 0, 2]])
+    colours = error_colours(truth, pred)[0]
+    assert [tuple(c) for c in colours] == [(0, 0, 0), FALSE_FACE_COLOUR, (0, 0, 0), MISSED_FACE_COLOUR,
+                                           OTHER_ERROR_COLOUR, (0, 0, 0)]
+
+
+def test_write_picture_round_trips_rgb_and_grey(tmp_path):
+    from labelgen.overlay import write_picture
+
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    rgb[..., 0] = 200  # red, to catch a missing RGB -> BGR swap
+    write_picture(tmp_path / "rgb.png", rgb)
+    assert np.array_equal(cv2.imread(str(tmp_path / "rgb.png"))[..., ::-1], rgb)
+    grey = np.arange(20, dtype=np.uint8).reshape(4, 5)
+    write_picture(tmp_path / "grey.png", grey)
+    assert np.array_equal(cv2.imread(str(tmp_path / "grey.png"), cv2.IMREAD_UNCHANGED), grey)
+    with pytest.raises(OSError, match="could not write"):
+        write_picture(tmp_path / "missing_folder" / "x.png", grey)

@@ -126,3 +126,23 @@ def test_predict_on_an_image_and_a_video(trained, tmp_path):
     capture = cv2.VideoCapture(str(out / "clip.overlay.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
     capture.release()
+
+
+def test_eval_on_a_store_draws_the_worst_images(trained):
+    base, run = trained
+    store = base / "labels.zarr"
+    grid_path, json_path = base / "worst" / "worst.png", base / "worst.json"
+    result = CliRunner().invoke(eval_main, [str(run), "--labels", str(store), "--worst-grid", str(grid_path),
+                                            "--worst", "3", "--json", str(json_path)])
+    assert result.exit_code == 0, result.output
+    worst = json.loads(json_path.read_text())["worst"]
+    assert len(worst) == 3 and 3 not in [item["row"] for item in worst]  # row 3 is a failed row
+    assert [item["wrong_pixels"] for item in worst] == sorted((item["wrong_pixels"] for item in worst), reverse=True)
+    picture = cv2.imread(str(grid_path))
+    assert picture.shape == (2 * 258 + 2, 2 * (4 * 256 + 2) + 2, 3)  # 3 strips, 2 per row
+
+
+def test_worst_grid_needs_a_store(trained):
+    base, run = trained
+    result = CliRunner().invoke(eval_main, [str(run), "--worst-grid", str(base / "w.png")])
+    assert result.exit_code == 2 and "--labels" in result.output

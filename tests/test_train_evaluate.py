@@ -101,3 +101,47 @@ def test_evaluate_store_scores_exact_labels(tmp_path):
     assert results["all_background"]["iou"][1] == 0.0
     table = format_store_table(results)
     assert "IoU occlusion (%)" in table and "100.00" in table
+
+
+@pytest.mark.parametrize("count, batch_size", [(1, 4), (5, 3), (40, 7)])
+def test_worst_images_are_the_most_wrong_whatever_the_batching(count, batch_size):
+    from train.evaluate import WorstImages
+
+    rng = np.random.default_rng(count)
+    truth = rng.integers(0, 3, (30, 6, 6))
+    pred = np.where(rng.random((30, 6, 6)) < rng.random((30, 1, 1)), truth, (truth + 1) % 3)
+    images = rng.integers(0, 256, (30, 6, 6, 3), dtype=np.uint8)
+    worst = WorstImages(count)
+    for start in range(0, 30, batch_size):
+        rows = list(range(start, min(start + batch_size, 30)))
+        worst.update(rows, images[rows], truth[rows], pred[rows])
+    wrong = (truth != pred).sum((1, 2))
+    expected = sorted(range(30), key=lambda row: (-wrong[row], row))[:count]  # ties: lower row first
+    items = worst.items()
+    assert [item.row for item in items] == expected
+    assert [item.wrong_pixels for item in items] == wrong[expected].tolist()
+    assert np.array_equal(items[0].image, images[expected[0]]) and np.array_equal(items[0].pred, pred[expected[0]])
+    picture = worst.picture(columns=2)
+    strips = min(count, 30)
+    assert picture.shape == (-(-strips // 2) * 258 + 2, min(strips, 2) * (4 * 256 + 2) + 2, 3)
+
+
+def test_evaluate_store_collects_the_worst_images(tmp_path):
+    from labelgen.store import LabelStore
+    from train.evaluate import WorstImages, evaluate_store
+    from train.losses import class_map_from_label_map
+    from train.synthetic import make_synthetic_store
+
+    path = tmp_path / "exact.zarr"
+    make_synthetic_store(path, count=12, size=16, bad_rows=[2])
+    store = LabelStore(path, mode="r")
+    ok = store.ok_indices()
+    truth = class_map_from_label_map(torch.from_numpy(store.read("label", ok)).long())
+    # Every image of the store is called face, so the worst are those with the least true face.
+    worst = WorstImages(3)
+    evaluate_store(lambda images: torch.ones(images.shape[0], *images.shape[2:], dtype=torch.long), path,
+                   batch_size=5, worst=worst)
+    not_face = (truth != 1).sum((1, 2)).numpy()
+    expected = sorted(range(len(ok)), key=lambda i: (-not_face[i], int(ok[i])))[:3]
+    assert [item.row for item in worst.items()] == [int(ok[i]) for i in expected]
+    assert 2 not in [item.row for item in worst.items()]  # a failed row has no label to compare

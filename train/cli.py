@@ -136,8 +136,12 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, out, val_fract
                    "classes background / face / occlusion.")
 @click.option("--flip-average", is_flag=True,
               help="Test-time augmentation: average the logits of each image and its mirror image (2 passes).")
+@click.option("--worst-grid", type=click.Path(path_type=Path), default=None,
+              help="With --labels: draw the images with the most wrong pixels here (PNG; image | truth | "
+                   "prediction | errors: cyan missed face, magenta false face, orange other).")
+@click.option("--worst", "worst_count", default=16, show_default=True, help="Images in --worst-grid.")
 def eval_main(model, lfw_root, split, size, batch_size, num_workers, max_images, device, json_path,
-              store_path, flip_average) -> None:
+              store_path, flip_average, worst_grid, worst_count) -> None:
     """Score MODEL (a .ckpt checkpoint or run folder, TorchScript .pt, or .onnx) on LFW Part Labels.
 
     One confusion matrix over the whole split: per-class IoU, mean IoU (background
@@ -146,24 +150,35 @@ def eval_main(model, lfw_root, split, size, batch_size, num_workers, max_images,
     at 128x128 and at 250x250 (prediction upsampled nearest), beside the published
     128p numbers and an all-background baseline.
     """
+    from labelgen.overlay import write_picture
     from labelgen.store import StoreError
     from train.engine import select_device
-    from train.evaluate import evaluate, evaluate_store, format_store_table, format_table
+    from train.evaluate import WorstImages, evaluate, evaluate_store, format_store_table, format_table
     from train.inference import Segmenter
 
+    if worst_grid is not None and store_path is None:
+        raise click.UsageError("--worst-grid needs --labels STORE (a store with exact labels)")
+    if worst_count < 1:
+        raise click.UsageError("--worst must be at least 1")
     try:
         segmenter = Segmenter(model, device=select_device(device) if not str(model).endswith(".onnx") else "cpu",
                               flip_average=flip_average)
         if store_path is not None:
-            results = evaluate_store(segmenter.predict, store_path, batch_size, progress=True)
+            worst = WorstImages(worst_count) if worst_grid is not None else None
+            results = evaluate_store(segmenter.predict, store_path, batch_size, progress=True, worst=worst)
             click.echo(format_store_table(results))
+            if worst is not None:
+                results["worst"] = [{"row": item.row, "wrong_pixels": item.wrong_pixels} for item in worst.items()]
+                worst_grid.parent.mkdir(parents=True, exist_ok=True)
+                write_picture(worst_grid, worst.picture())
+                click.echo(f"the {len(results['worst'])} images with the most wrong pixels: {worst_grid}")
             if json_path:
                 json_path.parent.mkdir(parents=True, exist_ok=True)
                 json_path.write_text(json.dumps(results, indent=1))
             return
         results = evaluate(segmenter.predict, lfw_root, split, size, batch_size, num_workers, max_images,
                            progress=True)
-    except (FileNotFoundError, ValueError, RuntimeError, StoreError) as error:
+    except (OSError, ValueError, RuntimeError, StoreError) as error:
         raise _fail(error) from None
     results["model_path"] = str(model)
     click.echo(format_table(results))

@@ -16,9 +16,10 @@ superpixel files are not part of the data copy.
 
 from __future__ import annotations
 
+import heapq
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import cv2
 import numpy as np
@@ -135,12 +136,70 @@ def evaluate(
     }
 
 
+class WorstImages:
+    """Keeps the ``count`` images with the most wrong pixels seen so far.
+
+    Args:
+        count: How many to keep.
+
+    Example:
+        >>> worst = WorstImages(1)
+        >>> truth = np.zeros((2, 1, 2), np.int64)
+        >>> pred = np.array([[[0, 1]], [[1, 1]]])
+        >>> worst.update([7, 8], np.zeros((2, 1, 2, 3), np.uint8), truth, pred)
+        >>> [(item.row, item.wrong_pixels) for item in worst.items()]
+        [(8, 2)]
+    """
+
+    class Item(NamedTuple):
+        wrong_pixels: int
+        row: int
+        image: np.ndarray
+        truth: np.ndarray
+        pred: np.ndarray
+
+    def __init__(self, count: int):
+        self.count = count
+        self._heap: list[tuple[int, int, WorstImages.Item]] = []  # smallest error count on top
+
+    def update(self, rows, images: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> None:
+        """Offers a batch: store rows, uint8 N x H x W x 3 images, N x H x W class maps."""
+        wrong = (truth != pred).reshape(len(truth), -1).sum(1)
+        for row, image, true_map, pred_map, errors in zip(rows, images, truth, pred, wrong):
+            # Ties go to the lower row (the key is -row), so the choice does not depend on batching.
+            key = (int(errors), -int(row))
+            if len(self._heap) < self.count:
+                heapq.heappush(self._heap, (*key, self.Item(int(errors), int(row), image, true_map, pred_map)))
+            elif self.count and key > self._heap[0][:2]:
+                heapq.heapreplace(self._heap, (*key, self.Item(int(errors), int(row), image, true_map, pred_map)))
+
+    def items(self) -> list[WorstImages.Item]:
+        """The kept images, most wrong pixels first."""
+        return [entry[2] for entry in sorted(self._heap, key=lambda entry: entry[:2], reverse=True)]
+
+    def picture(self, columns: int = 2) -> np.ndarray:
+        """RGB grid, one strip per image: image | truth | prediction | disagreement colours."""
+        from labelgen.overlay import caption, error_colours, grid, label_colours
+
+        strips = []
+        for item in self.items():
+            panels = [item.image, label_colours(item.truth), label_colours(item.pred),
+                      error_colours(item.truth, item.pred)]
+            panels = [cv2.resize(panel, (256, 256), interpolation=cv2.INTER_NEAREST) for panel in panels]
+            panels[0] = caption(panels[0], f"row {item.row}: {item.wrong_pixels} px wrong")
+            strips.append(np.concatenate(panels, axis=1))
+        return grid(strips, columns=columns)
+
+
 def evaluate_store(predict: Callable[[torch.Tensor], torch.Tensor], store_path: str | Path,
-                   batch_size: int = 32, progress: bool = False) -> dict:
+                   batch_size: int = 32, progress: bool = False, worst: WorstImages | None = None) -> dict:
     """Scores a predictor on the ok rows of a label store, class = min(id, 2).
 
     Meant for stores with exact labels, such as ``labelgen synth --split test``
     (held-out synthetic occlusions): background, visible face, occlusion.
+
+    Args:
+        worst: Also collect the images with the most wrong pixels here (for a picture).
 
     Returns:
         ``{"store", "images", "model": scores, "all_background": scores}``, scores as in
@@ -158,8 +217,11 @@ def evaluate_store(predict: Callable[[torch.Tensor], torch.Tensor], store_path: 
         batch = rows[start:start + batch_size]
         images = torch.from_numpy(store.read("image", batch)).permute(0, 3, 1, 2).contiguous()
         truth = class_map_from_label_map(torch.from_numpy(store.read("label", batch)).long())
-        ours.update(predict(images).cpu(), truth)
+        pred = predict(images).cpu()
+        ours.update(pred, truth)
         trivial.update(torch.zeros_like(truth), truth)
+        if worst is not None:
+            worst.update(batch, images.permute(0, 2, 3, 1).numpy(), truth.numpy(), pred.numpy())
     return {"store": str(store_path), "images": int(len(rows)), "model": ours.compute(),
             "all_background": trivial.compute()}
 

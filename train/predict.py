@@ -24,7 +24,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from labelgen.overlay import label_colours
+from labelgen.overlay import label_colours, write_picture
 from labelgen.stages.crop import labels_to_image
 from labelgen.stages.decode import decode_image
 
@@ -83,11 +83,6 @@ def overlay(rgb: np.ndarray, mask: np.ndarray, alpha: float = 0.45) -> np.ndarra
     return np.where((mask > 0)[..., None], blended, rgb).astype(np.uint8)
 
 
-def _write_png(path: Path, array: np.ndarray, rgb: bool = False) -> None:
-    if not cv2.imwrite(str(path), cv2.cvtColor(array, cv2.COLOR_RGB2BGR) if rgb else array):
-        raise OSError(f"could not write {path}")
-
-
 def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
@@ -99,8 +94,8 @@ def predict_image(predictor: FacePredictor, path: Path, out_dir: Path) -> dict:
     except Exception as error:  # unreadable inputs are reported, not fatal, for batch use
         return {"input": str(path), "status": "read_error", "message": str(error)}
     prediction = predictor(rgb, str(path))
-    _write_png(out_dir / f"{path.stem}.mask.png", prediction.mask)
-    _write_png(out_dir / f"{path.stem}.overlay.png", overlay(rgb, prediction.mask), rgb=True)
+    write_picture(out_dir / f"{path.stem}.mask.png", prediction.mask)
+    write_picture(out_dir / f"{path.stem}.overlay.png", overlay(rgb, prediction.mask))
     return {"input": str(path), "status": prediction.status, "message": prediction.message,
             "face_pixels": int((prediction.mask == 1).sum()), "class2_pixels": int((prediction.mask == 2).sum())}
 
@@ -128,7 +123,7 @@ def predict_video(predictor: FacePredictor, path: Path, out_dir: Path, max_frame
                 break
             prediction = predictor(rgb, f"{path}#{index}")
             counts[prediction.status] = counts.get(prediction.status, 0) + 1
-            _write_png(frame_dir / f"frame_{index:06d}.mask.png", prediction.mask)
+            write_picture(frame_dir / f"frame_{index:06d}.mask.png", prediction.mask)
             if writer is None:
                 height, width = rgb.shape[:2]
                 writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
