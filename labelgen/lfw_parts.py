@@ -35,16 +35,25 @@ def default_lfw_parts_root(project_root: str | Path | None = None) -> Path:
 def read_split(root: str | Path, split: str) -> list[str]:
     """Stems of one split (train 1500, val 500, test 927), in the official order.
 
+    Splits joined with ``+`` are read one after the other: ``"train+val"`` is the
+    2,000 train and val stems.
+
     Raises:
-        ValueError: for a split name other than train / val / test.
+        ValueError: for a split name other than train / val / test, or one named twice.
         FileNotFoundError: if the split file is missing.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    path = Path(root) / "splits" / f"{split}.txt"
-    if not path.is_file():
-        raise FileNotFoundError(f"split file not found: {path}")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    names = split.split("+")
+    if len(set(names)) != len(names):
+        raise ValueError(f"split named twice in {split!r}")
+    stems = []
+    for name in names:
+        if name not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS} (or several joined with '+'), got {split!r}")
+        path = Path(root) / "splits" / f"{name}.txt"
+        if not path.is_file():
+            raise FileNotFoundError(f"split file not found: {path}")
+        stems += [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return stems
 
 
 def load_pair(root: str | Path, stem: str) -> tuple[np.ndarray, np.ndarray]:

@@ -24,6 +24,10 @@ def test_default_root_and_splits(root):
     assert not set(read_split(root, "train")) & set(read_split(root, "test"))
     with pytest.raises(ValueError):
         read_split(root, "dev")
+    assert read_split(root, "train+val") == read_split(root, "train") + read_split(root, "val")
+    for bad in ("train+dev", "train+train"):
+        with pytest.raises(ValueError):
+            read_split(root, bad)
 
 
 def test_missing_root_names_the_path(tmp_path):

@@ -69,8 +69,9 @@ def test_flips_mirror_image_and_label_together(lfw_root):
 
 
 def test_refuses_the_test_split_and_unknown_families(lfw_root):
-    with pytest.raises(ValueError, match="evaluation only"):
-        OccludedLFWTrain(lfw_root, "test", limit=1)
+    for split in ("test", "train+test"):
+        with pytest.raises(ValueError, match="evaluation only"):
+            OccludedLFWTrain(lfw_root, split, limit=1)
     with pytest.raises(ValueError, match="unknown occluder families"):
         OccludedLFWTrain(lfw_root, "train", families=["spoons"], limit=1)
 
@@ -139,3 +140,34 @@ def test_occlude_needs_lfw_parts(tmp_path):
     result = CliRunner().invoke(svc_train, ["--labels", str(tmp_path / "x.zarr"), "--occlude",
                                             "--out", str(tmp_path / "run")])
     assert result.exit_code != 0 and "needs lfw_parts" in result.output
+
+
+@pytest.mark.parametrize("occlude", [True, False])
+def test_lfw_split_train_plus_val_trains_on_both_splits(tmp_path, occlude):
+    from train.engine import TrainingData, init_distributed
+
+    root = make_synthetic_lfw(tmp_path / "lfw", {"train": 4, "val": 3}, size=64)
+    base = dict(out=str(tmp_path / "run"), lfw_parts=True, occlude=occlude, lfw_root=str(root), image_size=32,
+                width=0.125, batch_size=4, num_workers=0, progress=False)
+    env = init_distributed("cpu")
+    assert len(TrainingData(TrainConfig(**base), env).train_set) == 4
+    both = TrainingData(TrainConfig(**base, lfw_split="train+val"), env).train_set
+    assert len(both) == 7
+    stems = both.stems if occlude else both.base.stems
+    assert stems == split_stems("train", root) + split_stems("val", root)
+    with pytest.raises(ValueError, match="lfw_split must be one of"):
+        TrainingData(TrainConfig(**base, lfw_split="train+test"), env)
+
+
+def test_svc_train_lfw_split_lands_in_the_config(tmp_path):
+    root = make_synthetic_lfw(tmp_path / "lfw", {"train": 4, "val": 4}, size=64)
+    result = CliRunner().invoke(svc_train, ["--lfw-parts", "--occlude", "--lfw-split", "train+val", "--lfw-root",
+                                            str(root), "--out", str(tmp_path / "run"), "--image-size", "32",
+                                            "--width", "0.125", "--batch-size", "4", "--epochs", "1",
+                                            "--num-workers", "0", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["lfw_split"] == "train+val"
+    assert json.loads(result.output.strip().splitlines()[-1])["step"] == 2  # 8 faces, batches of 4
+    result = CliRunner().invoke(svc_train, ["--labels", str(tmp_path / "x.zarr"), "--lfw-split", "train+val",
+                                            "--out", str(tmp_path / "r2")])
+    assert result.exit_code != 0

@@ -50,6 +50,9 @@ from train.metrics import ConfusionMatrix
 from train.models import create_model, normalize_image
 from train.occluded import OccludedLFWTrain, SyntheticLFWEval
 
+# LFW Part Labels faces a run may train on; the test split never.
+LFW_TRAIN_SPLITS = ("train", "train+val")
+
 
 @dataclass
 class TrainConfig:
@@ -66,6 +69,9 @@ class TrainConfig:
             (``None``: :data:`labelgen.occluders.TRAIN_FAMILIES`). Validation keeps the
             fixed synthetic val split of the default families, so runs stay comparable.
         lfw_root: LFW Part Labels folder; ``None`` for ``../shared/data/lfw_parts``.
+        lfw_split: LFW Part Labels faces trained on: ``"train"``, or ``"train+val"`` for a
+            final phase on all 2,000 labelled faces (validation still reads the val split,
+            whose faces are then seen in training: its scores become optimistic).
         val_labels: Separate validation store (then all of ``labels`` is trained on).
         val_fraction: Fraction of the store's chunks held out for validation.
         model: Registered model name.
@@ -103,6 +109,7 @@ class TrainConfig:
     occlude: bool = False
     occluder_families: list[str] | None = None
     lfw_root: str | None = None
+    lfw_split: str = "train"
     val_labels: str | None = None
     val_fraction: float = 0.05
     model: str = "faceoccnet"
@@ -222,6 +229,10 @@ class TrainingData:
             raise ValueError("occlude pastes occluders on LFW Part Labels faces: it needs lfw_parts")
         if config.occluder_families and not config.occlude:
             raise ValueError("occluder families choose what occlude pastes: they need occlude")
+        if config.lfw_split not in LFW_TRAIN_SPLITS:
+            raise ValueError(f"lfw_split must be one of {LFW_TRAIN_SPLITS}, got {config.lfw_split!r}")
+        if config.lfw_split != "train" and not config.lfw_parts:
+            raise ValueError("lfw_split chooses LFW Part Labels faces: it needs lfw_parts")
         if config.labels:
             self._init_store()
         else:
@@ -256,11 +267,11 @@ class TrainingData:
         self.image_size = config.image_size
         if config.occlude:
             families = config.occluder_families or TRAIN_FAMILIES
-            self.train_set = OccludedLFWTrain(config.lfw_root, "train", size=config.image_size, families=families,
-                                              hflip=True, seed=config.seed, cache=config.cache_lfw)
+            self.train_set = OccludedLFWTrain(config.lfw_root, config.lfw_split, size=config.image_size,
+                                              families=families, hflip=True, seed=config.seed, cache=config.cache_lfw)
             self.train_collate = None  # (images, store label maps), as from a store
         else:
-            self.train_set = LFWPartsTrain(config.lfw_root, "train", size=config.image_size, hflip=True,
+            self.train_set = LFWPartsTrain(config.lfw_root, config.lfw_split, size=config.image_size, hflip=True,
                                            seed=config.seed, cache=config.cache_lfw)
             self.train_collate = collate_blobs
         self.sampler = DistributedSampler(self.train_set, num_replicas=env.world_size, rank=env.rank,

@@ -49,7 +49,7 @@ class OccludedLFWTrain(Dataset):
 
     Args:
         root: LFW Part Labels folder; ``None`` for ``../shared/data/lfw_parts``.
-        split: Official split whose faces are used (``train``; never ``test``).
+        split: Official split whose faces are used (``train`` or ``train+val``; never ``test``).
         size: Side S of the network input.
         families: Occluder families to draw from (the training families by default,
             so the test split's held-out families stay unseen).
@@ -64,8 +64,8 @@ class OccludedLFWTrain(Dataset):
     def __init__(self, root: str | Path | None = None, split: str = "train", size: int = 128,
                  families: Sequence[str] = TRAIN_FAMILIES, max_occluders: int = 2, hflip: bool = True,
                  seed: int = 0, limit: int | None = None, cache: bool = True):
-        if split == "test":
-            raise ValueError("the test split is for evaluation only; train on 'train' (or 'val')")
+        if "test" in split.split("+"):
+            raise ValueError("the test split is for evaluation only; train on 'train' (or 'train+val')")
         kinds_of(families)  # fail on a typo now, not inside a worker
         self.root = lfw_parts_root(root)
         self.stems = split_stems(split, self.root)[:limit]
