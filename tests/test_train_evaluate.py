@@ -99,8 +99,35 @@ def test_evaluate_store_scores_exact_labels(tmp_path):
     assert results["model"]["pixel_acc"] == pytest.approx(100.0)
     assert results["model"]["iou"][2] == pytest.approx(100.0)
     assert results["all_background"]["iou"][1] == 0.0
+    assert results["model"]["iou_face_in"] == results["model"]["iou_occlusion_in"] == pytest.approx(100.0)
+    assert results["all_background"]["iou_face_in"] == results["all_background"]["iou_occlusion_in"] == 0.0
     table = format_store_table(results)
     assert "IoU occlusion (%)" in table and "100.00" in table
+    assert "IoU face, in true face region (%)" in table
+
+
+def test_face_region_scores_leave_true_background_out(tmp_path):
+    from labelgen.store import LabelStore
+    from train.evaluate import evaluate_store
+    from train.losses import class_map_from_label_map
+    from train.synthetic import make_synthetic_store
+
+    path = tmp_path / "exact.zarr"
+    make_synthetic_store(path, count=10, size=24)
+    store = LabelStore(path, mode="r")
+    truth = class_map_from_label_map(torch.from_numpy(store.read("label", store.ok_indices())).long()).numpy()
+    noisy = np.random.default_rng(0).integers(0, 3, truth.shape)
+    queue = list(torch.from_numpy(noisy))
+    results = evaluate_store(lambda images: torch.stack([queue.pop(0) for _ in images]), path, batch_size=4)
+    region = truth > 0  # the reference: plain numpy over the true face region only
+    for cls, key in ((1, "iou_face_in"), (2, "iou_occlusion_in")):
+        inter = ((noisy == cls) & (truth == cls) & region).sum()
+        union = (((noisy == cls) | (truth == cls)) & region).sum()
+        assert results["model"][key] == pytest.approx(100 * inter / union)
+    occluded = truth == 2
+    assert results["model"]["recall_occlusion_in"] == pytest.approx(100 * (noisy[occluded] == 2).mean())
+    # Whole-crop face IoU also counts background called face, so it is lower here.
+    assert results["model"]["iou"][1] < results["model"]["iou_face_in"]
 
 
 @pytest.mark.parametrize("count, batch_size", [(1, 4), (5, 3), (40, 7)])

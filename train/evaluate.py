@@ -67,6 +67,35 @@ class SegmentationScores:
         }
 
 
+class FaceRegionScores:
+    """Face and occlusion scores inside the true face region (true face or occluder pixels).
+
+    This is the teacher's job in the labelling chain: the hull gives the face region
+    and the teacher says which of it is visible face. Pixels the truth calls
+    background are left out, so outline errors and other faces in the picture do not
+    count (the whole-crop scores of :class:`SegmentationScores` do count them). Scores
+    are in percent: ``iou_face_in``, ``iou_occlusion_in``, ``recall_occlusion_in``.
+
+    Example:
+        >>> truth = np.array([[0, 1, 1, 2, 2]])
+        >>> scores = FaceRegionScores()
+        >>> scores.update(np.array([[1, 1, 0, 2, 1]]), truth)
+        >>> {name: round(value, 1) for name, value in scores.compute().items()}
+        {'iou_face_in': 33.3, 'iou_occlusion_in': 50.0, 'recall_occlusion_in': 50.0}
+    """
+
+    def __init__(self):
+        self.cm = ConfusionMatrix(3, ignore_index=0)
+
+    def update(self, pred: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor) -> None:
+        self.cm.update(pred, truth)
+
+    def compute(self) -> dict[str, float]:
+        s = self.cm.compute()
+        return {"iou_face_in": 100 * float(s["iou"][1]), "iou_occlusion_in": 100 * float(s["iou"][2]),
+                "recall_occlusion_in": 100 * float(s["recall"][2])}
+
+
 class LFWEvalSet(Dataset):
     """Items ``(image S x S, GT S x S, GT native)``; image uint8 3 x S x S RGB (area-resized)."""
 
@@ -213,6 +242,7 @@ def evaluate_store(predict: Callable[[torch.Tensor], torch.Tensor], store_path: 
     store = LabelStore(store_path, mode="r")
     rows = store.ok_indices()
     ours, trivial = SegmentationScores(), SegmentationScores()
+    ours_in_face, trivial_in_face = FaceRegionScores(), FaceRegionScores()
     for start in tqdm(range(0, len(rows), batch_size), desc="evaluating store", disable=not progress, leave=False):
         batch = rows[start:start + batch_size]
         images = torch.from_numpy(store.read("image", batch)).permute(0, 3, 1, 2).contiguous()
@@ -220,10 +250,13 @@ def evaluate_store(predict: Callable[[torch.Tensor], torch.Tensor], store_path: 
         pred = predict(images).cpu()
         ours.update(pred, truth)
         trivial.update(torch.zeros_like(truth), truth)
+        ours_in_face.update(pred, truth)
+        trivial_in_face.update(torch.zeros_like(truth), truth)
         if worst is not None:
             worst.update(batch, images.permute(0, 2, 3, 1).numpy(), truth.numpy(), pred.numpy())
-    return {"store": str(store_path), "images": int(len(rows)), "model": ours.compute(),
-            "all_background": trivial.compute()}
+    return {"store": str(store_path), "images": int(len(rows)),
+            "model": {**ours.compute(), **ours_in_face.compute()},
+            "all_background": {**trivial.compute(), **trivial_in_face.compute()}}
 
 
 def _row_values(scores: dict, class_names: tuple[str, ...] = CLASS_NAMES) -> dict[str, float]:
@@ -279,9 +312,19 @@ def format_table(results: dict) -> str:
 STORE_CLASSES = ("background", "face", "occlusion")
 
 
+FACE_REGION_ROWS = [("iou_face_in", "IoU face, in true face region (%)"),
+                    ("iou_occlusion_in", "IoU occlusion, in true face region (%)"),
+                    ("recall_occlusion_in", "recall occlusion, in true face region (%)")]
+
+
 def format_store_table(results: dict) -> str:
     """Scores on a label store (classes background / face / occlusion), beside all-background."""
-    columns = [("model", _row_values(results["model"], STORE_CLASSES)),
-               ("all-bg", _row_values(results["all_background"], STORE_CLASSES))]
+    columns = []
+    for name, scores in (("model", results["model"]), ("all-bg", results["all_background"])):
+        values = _row_values(scores, STORE_CLASSES)
+        values.update({key: scores.get(key) for key, _ in FACE_REGION_ROWS})
+        columns.append((name, values))
     title = f"{results['store']}: {results['images']} ok images, one confusion matrix"
-    return _render(title, columns, table_rows(STORE_CLASSES))
+    footer = ("in true face region: only pixels the truth calls face or occlusion (the teacher's part of the "
+              "labelling chain)")
+    return _render(title, columns, table_rows(STORE_CLASSES) + FACE_REGION_ROWS, footer)
