@@ -83,9 +83,10 @@ def _fail(error: Exception) -> click.ClickException:
               help="Start from this checkpoint's (or run folder's) model weights with a fresh optimiser: "
                    "fine-tuning, or a second phase at a lower --lr.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="tqdm progress bar.")
-def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out, val_fraction, val_labels, val_max_images,
-         model_name, width, loss, alpha, beta, epochs, batch_size, max_steps, lr, min_lr, lr_patience, image_size,
-         num_workers, buffer_size, seed, device, amp, log_every, keep_checkpoints, resume, init_weights, progress) -> None:
+def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out, val_fraction, val_labels,
+         val_max_images, model_name, width, loss, alpha, beta, epochs, batch_size, max_steps, lr, min_lr, lr_patience,
+         image_size, num_workers, buffer_size, seed, device, amp, log_every, keep_checkpoints, resume, init_weights,
+         progress) -> None:
     """Train a face segmenter with the structure-via-consensus loss (Masi et al., CVPR 2020).
 
     Trains on the pseudo-label store (--labels; 0 background, 1 face, >=2 one id per
@@ -108,7 +109,8 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out
     config = TrainConfig(
         out=str(out), labels=[str(path) for path in labels] or None, lfw_parts=lfw_parts, occlude=occlude,
         occluder_families=[name.strip() for name in (occluder_families or "").split(",") if name.strip()] or None,
-        lfw_root=str(lfw_root) if lfw_root else None, lfw_split=lfw_split, val_labels=str(val_labels) if val_labels else None,
+        lfw_root=str(lfw_root) if lfw_root else None, lfw_split=lfw_split,
+        val_labels=str(val_labels) if val_labels else None,
         val_fraction=val_fraction, val_max_images=val_max_images, model=model_name, width=width, loss=loss,
         alpha=alpha, beta=beta, epochs=epochs, batch_size=batch_size, max_steps=max_steps, lr=lr, min_lr=min_lr,
         lr_patience=lr_patience, image_size=image_size, num_workers=num_workers, buffer_size=buffer_size,

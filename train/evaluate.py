@@ -74,14 +74,15 @@ class FaceRegionScores:
     and the teacher says which of it is visible face. Pixels the truth calls
     background are left out, so outline errors and other faces in the picture do not
     count (the whole-crop scores of :class:`SegmentationScores` do count them). Scores
-    are in percent: ``iou_face_in``, ``iou_occlusion_in``, ``recall_occlusion_in``.
+    are in percent: ``iou_face_in`` and ``iou_occlusion_in`` (occlusion recall needs no
+    second version: every true occluder pixel lies in the region).
 
     Example:
         >>> truth = np.array([[0, 1, 1, 2, 2]])
         >>> scores = FaceRegionScores()
         >>> scores.update(np.array([[1, 1, 0, 2, 1]]), truth)
         >>> {name: round(value, 1) for name, value in scores.compute().items()}
-        {'iou_face_in': 33.3, 'iou_occlusion_in': 50.0, 'recall_occlusion_in': 50.0}
+        {'iou_face_in': 33.3, 'iou_occlusion_in': 50.0}
     """
 
     def __init__(self):
@@ -92,8 +93,7 @@ class FaceRegionScores:
 
     def compute(self) -> dict[str, float]:
         s = self.cm.compute()
-        return {"iou_face_in": 100 * float(s["iou"][1]), "iou_occlusion_in": 100 * float(s["iou"][2]),
-                "recall_occlusion_in": 100 * float(s["recall"][2])}
+        return {"iou_face_in": 100 * float(s["iou"][1]), "iou_occlusion_in": 100 * float(s["iou"][2])}
 
 
 class LFWEvalSet(Dataset):
@@ -232,7 +232,8 @@ def evaluate_store(predict: Callable[[torch.Tensor], torch.Tensor], store_path: 
 
     Returns:
         ``{"store", "images", "model": scores, "all_background": scores}``, scores as in
-        :meth:`SegmentationScores.compute` at the store's crop size.
+        :meth:`SegmentationScores.compute` at the store's crop size, plus those of
+        :class:`FaceRegionScores`.
     """
     from tqdm import tqdm
 
@@ -313,8 +314,7 @@ STORE_CLASSES = ("background", "face", "occlusion")
 
 
 FACE_REGION_ROWS = [("iou_face_in", "IoU face, in true face region (%)"),
-                    ("iou_occlusion_in", "IoU occlusion, in true face region (%)"),
-                    ("recall_occlusion_in", "recall occlusion, in true face region (%)")]
+                    ("iou_occlusion_in", "IoU occlusion, in true face region (%)")]
 
 
 def format_store_table(results: dict) -> str:
