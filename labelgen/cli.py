@@ -94,7 +94,7 @@ def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, c
             panel = np.hstack([original, crop_view, label_colours(cv2.resize(
                 result.label, (256, 256), interpolation=cv2.INTER_NEAREST))])
             _write_picture(out_dir / f"{stem}.overlay.png",
-                         caption(panel, f"{key}  blobs={result.blobs}  pose={result.pose_method}"))
+                           caption(panel, f"{key}  blobs={result.blobs}  pose={result.pose_method}"))
     summary = ", ".join(f"{name}: {count}" for name, count in sorted(counts.items()))
     click.echo(f"labelled {sum(counts.values())} images into {out_dir} ({summary})")
 

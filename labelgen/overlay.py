@@ -1,6 +1,8 @@
 """Pictures of labels: coloured overlays and grids, for people who would rather look."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -117,7 +119,7 @@ def overlay_original(image: np.ndarray, box: np.ndarray | None, contour: np.ndar
     return picture
 
 
-def write_picture(path, picture: np.ndarray) -> None:
+def write_picture(path: str | Path, picture: np.ndarray) -> None:
     """Writes a grey (H x W) or RGB (H x W x 3) uint8 picture; raises ``OSError`` when it cannot."""
     array = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR) if picture.ndim == 3 else picture
     if not cv2.imwrite(str(path), array):

@@ -196,11 +196,11 @@ class WorstImages:
         wrong = (truth != pred).reshape(len(truth), -1).sum(1)
         for row, image, true_map, pred_map, errors in zip(rows, images, truth, pred, wrong):
             # Ties go to the lower row (the key is -row), so the choice does not depend on batching.
-            key = (int(errors), -int(row))
+            entry = (int(errors), -int(row), self.Item(int(errors), int(row), image, true_map, pred_map))
             if len(self._heap) < self.count:
-                heapq.heappush(self._heap, (*key, self.Item(int(errors), int(row), image, true_map, pred_map)))
-            elif self.count and key > self._heap[0][:2]:
-                heapq.heapreplace(self._heap, (*key, self.Item(int(errors), int(row), image, true_map, pred_map)))
+                heapq.heappush(self._heap, entry)
+            elif self.count and entry[:2] > self._heap[0][:2]:
+                heapq.heapreplace(self._heap, entry)
 
     def items(self) -> list[WorstImages.Item]:
         """The kept images, most wrong pixels first."""
