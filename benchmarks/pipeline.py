@@ -29,9 +29,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from labelgen.chain import ChainConfig, LabelChain  # noqa: E402
+from labelgen.lfw_parts import lfw_parts_location  # noqa: E402
 from labelgen.pipeline import Job, prepare_store, run_job  # noqa: E402
 
-LFW_IMAGES = REPO.parent / "shared" / "data" / "lfw_parts" / "images"
+LFW_IMAGES = lfw_parts_location() / "images"  # $SVC_LFW_PARTS or ../shared/data/lfw_parts
 
 
 def make_corpus(folder: Path, count: int) -> Path:

@@ -24,11 +24,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from labelgen.chain import LabelChain  # noqa: E402
+from labelgen.lfw_parts import lfw_parts_location  # noqa: E402
 from labelgen.sample import sample_jpeg, sample_keys  # noqa: E402
 from labelgen.stages.decode import decode_image  # noqa: E402
 from labelgen.stages.detect import CenterFaceDetector  # noqa: E402
 
-LFW = REPO.parent / "shared" / "data" / "lfw_parts"
+LFW = lfw_parts_location()  # $SVC_LFW_PARTS or ../shared/data/lfw_parts
 FLOOR_STAGES = ("decode", "detect", "pose")
 
 

@@ -20,6 +20,8 @@ import click
 import cv2
 import numpy as np
 
+from labelgen.lfw_parts import DEFAULT_ROOT_HELP
+
 
 def _write_picture(path: Path, picture: np.ndarray) -> None:
     from labelgen.overlay import write_picture
@@ -309,7 +311,7 @@ _FAMILIES_HELP = ("Comma-separated occluder families (objects, polygons, scarves
 @click.option("--limit", type=int, default=None, help="Only the first LIMIT faces of the split.")
 @click.option("--shard-size", default=256, show_default=True, help="Images per shard.")
 @click.option("--root", type=click.Path(path_type=Path), default=None,
-              help="LFW Part Labels folder (default: <project>/../shared/data/lfw_parts).")
+              help=f"LFW Part Labels folder.  {DEFAULT_ROOT_HELP}")
 @click.option("--overwrite", is_flag=True, help="Delete an existing --out first.")
 def synth(split, copies, out, crop_size, seed, families, max_occluders, limit, shard_size, root, overwrite) -> None:
     """Write LFW Part Labels faces with pasted occluders and their EXACT labels as a label store.
@@ -352,7 +354,7 @@ def synth(split, copies, out, crop_size, seed, families, max_occluders, limit, s
 @click.option("--max-occluders", default=2, show_default=True)
 @click.option("--crop-size", default=128, show_default=True, help="Side of the chain's output labels.")
 @click.option("--root", type=click.Path(path_type=Path), default=None,
-              help="LFW Part Labels folder (default: <project>/../shared/data/lfw_parts).")
+              help=f"LFW Part Labels folder.  {DEFAULT_ROOT_HELP}")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also save the report here.")
 @click.option("--grid", "grid_path", type=click.Path(path_type=Path), default=None,
               help="Also write a PNG: for the first --grid-rows faces, the true labels and each teacher's side by side.")

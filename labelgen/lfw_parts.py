@@ -1,13 +1,15 @@
 """LFW Part Labels on disk: where it is, its official splits, and its image/label pairs.
 
-The data lives outside the project, at ``<project root>/../shared/data/lfw_parts``:
-``images/<stem>.jpg`` (250x250 RGB), ``labels/<stem>.png`` (uint8, 0 background,
+The data lives outside the project: in the folder named by the environment
+variable ``SVC_LFW_PARTS`` if it is set, else at
+``<project root>/../shared/data/lfw_parts``. It holds ``images/<stem>.jpg`` (250x250 RGB), ``labels/<stem>.png`` (uint8, 0 background,
 1 face including the neck, 2 hair) and ``splits/{train,val,test}.txt`` (one stem
 per line, official order). Plain numpy: ``labelgen`` uses it without torch, and
 ``train.lfw_parts`` builds its torch datasets on it.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -17,18 +19,40 @@ SPLITS = ("train", "val", "test")
 CLASS_NAMES = ("background", "face", "hair")
 FACE, HAIR = 1, 2
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ROOT_ENV = "SVC_LFW_PARTS"
+# The one description of the default, for every command's --root / --lfw-root help.
+DEFAULT_ROOT_HELP = "[default: $SVC_LFW_PARTS or ../shared/data/lfw_parts beside the project]"
+
+
+def lfw_parts_location(project_root: str | Path | None = None) -> Path:
+    """Where LFW Part Labels is expected, whether or not it is there.
+
+    ``$SVC_LFW_PARTS`` when set (it wins over ``project_root``), else
+    ``<project root>/../shared/data/lfw_parts``.
+
+    Example:
+        >>> import os
+        >>> os.environ.get(ROOT_ENV) or lfw_parts_location("/p/proj") == Path("/p/shared/data/lfw_parts")
+        True
+    """
+    configured = os.environ.get(ROOT_ENV)
+    if configured:
+        return Path(configured).expanduser().resolve()
+    base = Path(project_root) if project_root is not None else PROJECT_ROOT
+    return (base.resolve().parent / "shared" / "data" / "lfw_parts").resolve()
 
 
 def default_lfw_parts_root(project_root: str | Path | None = None) -> Path:
-    """``<project root>/../shared/data/lfw_parts``.
+    """:func:`lfw_parts_location`, checked to exist.
 
     Raises:
-        FileNotFoundError: if that folder does not exist (the message names the path).
+        FileNotFoundError: if that folder does not exist (the message names the path
+            and how to point at another one).
     """
-    base = Path(project_root) if project_root is not None else PROJECT_ROOT
-    root = (base.resolve().parent / "shared" / "data" / "lfw_parts").resolve()
+    root = lfw_parts_location(project_root)
     if not root.is_dir():
-        raise FileNotFoundError(f"LFW Part Labels not found at {root} (expected ../shared/data/lfw_parts)")
+        raise FileNotFoundError(f"LFW Part Labels not found at {root}; set {ROOT_ENV}=<dir> "
+                                "(or pass the folder with --root / --lfw-root)")
     return root
 
 

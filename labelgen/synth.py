@@ -49,7 +49,7 @@ BLUR_SIGMAS = (0.0, 0.6, 0.9, 1.3, 1.8)
 
 # -- the data -------------------------------------------------------------------------------------
 def lfw_parts_root(root: str | Path | None = None) -> Path:
-    """The LFW Part Labels folder: ``root`` if given, else ``../shared/data/lfw_parts``."""
+    """The LFW Part Labels folder: ``root`` if given, else ``$SVC_LFW_PARTS`` or ``../shared/data/lfw_parts``."""
     return Path(root) if root is not None else default_lfw_parts_root()
 
 

@@ -14,7 +14,7 @@ set -euo pipefail
 out=${1:-out}
 width=${2:-0.5}
 epochs=${3:-60}
-lfw=$(cd "$(dirname "$0")/../../shared/data/lfw_parts" && pwd)
+lfw=$(cd "${SVC_LFW_PARTS:-$(dirname "$0")/../../shared/data/lfw_parts}" && pwd)
 mkdir -p "$out"
 
 # Rerunning the script continues a killed teacher run where it stopped.

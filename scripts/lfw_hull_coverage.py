@@ -17,15 +17,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from labelgen.coverage import lfw_hull_coverage  # noqa: E402
+from labelgen.lfw_parts import DEFAULT_ROOT_HELP, lfw_parts_location  # noqa: E402
 from labelgen.stages.detect import CenterFaceDetector  # noqa: E402
 from labelgen.stages.pose import PoseEstimator  # noqa: E402
 
-DEFAULT_ROOT = REPO.parent / "shared" / "data" / "lfw_parts"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    parser.add_argument("--root", type=Path, default=lfw_parts_location(),
+                        help=f"LFW Part Labels folder.  {DEFAULT_ROOT_HELP}")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
     parser.add_argument("--limit", type=int, default=None)
     args = parser.parse_args()

@@ -6,8 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-LFW_PARTS = PROJECT_ROOT.parent / "shared" / "data" / "lfw_parts"
+from helpers import lfw_parts_or_skip
 
 
 @pytest.fixture
@@ -24,9 +23,8 @@ def torch_one_thread():
 
 @pytest.fixture(scope="session")
 def lfw_root() -> Path:
-    if not (LFW_PARTS / "splits" / "test.txt").is_file():
-        raise FileNotFoundError(f"LFW Part Labels expected at {LFW_PARTS} (../shared/data/lfw_parts)")
-    return LFW_PARTS
+    """LFW Part Labels (``$SVC_LFW_PARTS`` or ``../shared/data/lfw_parts``); skips without it."""
+    return lfw_parts_or_skip()
 
 
 @pytest.fixture(scope="session")

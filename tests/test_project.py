@@ -22,6 +22,30 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert ci_lines[1].startswith("#") and "set -euo pipefail" in ci_lines
 
 
+def test_ci_turns_the_missing_data_skip_into_a_failure():
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert ci_lines.index("export SVC_REQUIRE_LFW=1") < ci_lines.index(readme_commands()[1])
+
+
+def test_tests_that_need_lfw_skip_with_one_reason_or_fail_when_required(tmp_path, monkeypatch):
+    import pytest
+
+    from helpers import lfw_parts_or_skip
+
+    monkeypatch.setenv("SVC_LFW_PARTS", str(tmp_path / "absent"))
+    monkeypatch.delenv("SVC_REQUIRE_LFW", raising=False)
+    reason = f"LFW Part Labels not found at {tmp_path / 'absent'}; set SVC_LFW_PARTS=<dir> to run these"
+    with pytest.raises(pytest.skip.Exception, match=re.escape(reason)):
+        lfw_parts_or_skip()
+    monkeypatch.setenv("SVC_REQUIRE_LFW", "1")
+    with pytest.raises(pytest.fail.Exception, match=re.escape(reason)):
+        lfw_parts_or_skip()
+    (tmp_path / "absent" / "splits").mkdir(parents=True)
+    (tmp_path / "absent" / "images").mkdir()
+    (tmp_path / "absent" / "splits" / "test.txt").write_text("x\n")
+    assert lfw_parts_or_skip() == tmp_path / "absent"
+
+
 def test_dockerfile_installs_like_readme():
     install = readme_commands()[0].split(" && labelgen")[0]
     steps = [part.strip() for part in install.split("&&")]

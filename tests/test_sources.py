@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 from corpus_builders import (
-    LFW_PARTS,
     RECORDIO_MAGIC,
     BuiltCorpus,
     build_casia,
@@ -171,14 +170,14 @@ def test_lfw_identities_agree_between_layouts(images, tmp_path):
     assert by_file == {entry.key.split("/")[-1]: entry.identity for entry in flat.scan()}
 
 
-def test_lfw_reads_the_shared_part_labels_copy():
-    source = open_source("lfw", LFW_PARTS)
+def test_lfw_reads_the_shared_part_labels_copy(lfw_root):
+    source = open_source("lfw", lfw_root)
     entries = list(source.scan())
-    files = sorted(path.name for path in (LFW_PARTS / "images").glob("*.jpg"))
+    files = sorted(path.name for path in (lfw_root / "images").glob("*.jpg"))
     assert [entry.key for entry in entries] == [f"images/{file}" for file in files]
     names = sorted({file.rsplit("_", 1)[0] for file in files})
     assert all(entry.identity == names.index(entry.key[7:].rsplit("_", 1)[0]) for entry in entries[::97])
-    assert source.read(entries[-1].locator) == (LFW_PARTS / entries[-1].key).read_bytes()
+    assert source.read(entries[-1].locator) == (lfw_root / entries[-1].key).read_bytes()
 
 
 def test_vggface2_serves_landmarks_and_checks_csv_headers(images, tmp_path):

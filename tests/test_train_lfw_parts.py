@@ -1,6 +1,4 @@
-"""Tests for train.lfw_parts on the real LFW Part Labels copy in ../shared."""
-
-from pathlib import Path
+"""Tests for train.lfw_parts on the real LFW Part Labels copy ($SVC_LFW_PARTS or ../shared)."""
 
 import cv2
 import numpy as np
@@ -13,12 +11,12 @@ from train.metrics import resize_nearest
 
 
 @pytest.fixture(scope="module")
-def root():
-    return default_lfw_parts_root()
+def root(lfw_root):
+    return lfw_root
 
 
 def test_default_root_and_splits(root):
-    assert root == (Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lfw_parts").resolve()
+    assert default_lfw_parts_root() == root
     sizes = {s: len(read_split(root, s)) for s in ("train", "val", "test")}
     assert sizes == {"train": 1500, "val": 500, "test": 927}
     assert not set(read_split(root, "train")) & set(read_split(root, "test"))
@@ -30,11 +28,17 @@ def test_default_root_and_splits(root):
             read_split(root, bad)
 
 
-def test_missing_root_names_the_path(tmp_path):
+def test_missing_root_names_the_path_and_the_variable(tmp_path, monkeypatch):
     project = tmp_path / "proj"
     project.mkdir()
-    with pytest.raises(FileNotFoundError, match=str(tmp_path / "shared" / "data" / "lfw_parts")):
+    monkeypatch.delenv("SVC_LFW_PARTS", raising=False)
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'shared' / 'data' / 'lfw_parts'}; set SVC_LFW_PARTS="):
         default_lfw_parts_root(project)
+    monkeypatch.setenv("SVC_LFW_PARTS", str(tmp_path / "elsewhere"))  # the variable wins over the project
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "elsewhere")):
+        default_lfw_parts_root(project)
+    (tmp_path / "elsewhere").mkdir()
+    assert default_lfw_parts_root(project) == tmp_path / "elsewhere"
 
 
 def test_items_have_expected_shapes_and_classes(root):

@@ -10,8 +10,6 @@ from labelgen.cli import main as labelgen_main
 from labelgen.store import LabelStore
 from train.loop import LoopConfig, format_history, quality_score, run_loop
 
-LFW_IMAGES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lfw_parts" / "images"
-
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -21,7 +19,8 @@ def test_quality_score_adds_face_and_occlusion_iou():
     assert quality_score({"face_iou": 0.5, "occ_iou": float("nan")}) == 0.5
 
 
-def test_supervised_teacher_trains_exports_and_labels(tmp_path):
+def test_supervised_teacher_trains_exports_and_labels(tmp_path, lfw_root):
+    # 'labelgen synth' and 'eval-labels' without --root: they find the data where lfw_root does
     from train.cli import export_main, main as train_main
 
     runner = CliRunner()
@@ -47,10 +46,10 @@ def test_supervised_teacher_trains_exports_and_labels(tmp_path):
     assert "model.pt" in quality.output and "classical" in quality.output
 
 
-def test_student_as_teacher_loop_runs_end_to_end_and_resumes(tmp_path):
+def test_student_as_teacher_loop_runs_end_to_end_and_resumes(tmp_path, lfw_root):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    for path in sorted(LFW_IMAGES.glob("A*.jpg"))[:6]:
+    for path in sorted((lfw_root / "images").glob("A*.jpg"))[:6]:
         (corpus / path.name).symlink_to(path.resolve())
     exact = tmp_path / "exact.zarr"
     from labelgen.synth import write_synthetic_store

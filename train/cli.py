@@ -17,6 +17,8 @@ from pathlib import Path
 
 import click
 
+from labelgen.lfw_parts import DEFAULT_ROOT_HELP
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -39,7 +41,7 @@ def _fail(error: Exception) -> click.ClickException:
                    "skin, hands, glasses, props).  [default: objects,polygons,scarves; hands, glasses and props "
                    "are the synthetic test split's held-out families]")
 @click.option("--lfw-root", type=click.Path(path_type=Path), default=None,
-              help="LFW Part Labels folder.  [default: ../shared/data/lfw_parts]")
+              help=f"LFW Part Labels folder.  {DEFAULT_ROOT_HELP}")
 @click.option("--lfw-split", type=click.Choice(["train", "train+val"]), default="train", show_default=True,
               help="With --lfw-parts: faces to train on. 'train+val' is for a last phase on all 2,000 labelled "
                    "faces; validation still reads the val split, so its scores become optimistic.")
@@ -128,7 +130,7 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out
 @click.command(context_settings=CONTEXT)
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--lfw-root", type=click.Path(path_type=Path), default=None,
-              help="LFW Part Labels folder.  [default: ../shared/data/lfw_parts]")
+              help=f"LFW Part Labels folder.  {DEFAULT_ROOT_HELP}")
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
 @click.option("--size", default=128, show_default=True, help="Network input side.")
 @click.option("--batch-size", default=32, show_default=True)

@@ -68,7 +68,7 @@ class TrainConfig:
         occluder_families: With ``occlude``: the occluder families pasted in training
             (``None``: :data:`labelgen.occluders.TRAIN_FAMILIES`). Validation keeps the
             fixed synthetic val split of the default families, so runs stay comparable.
-        lfw_root: LFW Part Labels folder; ``None`` for ``../shared/data/lfw_parts``.
+        lfw_root: LFW Part Labels folder; ``None`` for ``$SVC_LFW_PARTS`` or ``../shared/data/lfw_parts``.
         lfw_split: LFW Part Labels faces trained on: ``"train"``, or ``"train+val"`` for a
             final phase on all 2,000 labelled faces (validation still reads the val split,
             whose faces are then seen in training: its scores become optimistic).

@@ -132,7 +132,7 @@ def evaluate(
 
     Args:
         predict: uint8 N x 3 x S x S images -> int64 N x S x S class maps.
-        root: Dataset folder (``None``: ``../shared/data/lfw_parts``).
+        root: Dataset folder (``None``: ``$SVC_LFW_PARTS`` or ``../shared/data/lfw_parts``).
         split: ``"test"`` (the published numbers), ``"val"`` or ``"train"``.
         size: Network input side S.
         batch_size: Images per forward pass.

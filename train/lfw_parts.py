@@ -1,6 +1,7 @@
 """Reader for LFW Part Labels (background / face / hair), the evaluation set.
 
-The data lives outside the project, at ``<project root>/../shared/data/lfw_parts``:
+The data lives outside the project, in ``$SVC_LFW_PARTS`` if set, else at
+``<project root>/../shared/data/lfw_parts``:
 ``images/<stem>.jpg`` (250x250 RGB), ``labels/<stem>.png`` (uint8, 0 background,
 1 face, 2 hair) and ``splits/{train,val,test}.txt`` (one stem per line).
 """

@@ -14,7 +14,7 @@ reproducible with any number of DataLoader workers and resumes exactly.
 pairs of :func:`labelgen.synth.synthetic_pair` (the same pixels ``labelgen synth
 --split val`` writes), scored as class maps (0 background, 1 face, 2 occlusion).
 
-Example (needs ``../shared/data/lfw_parts``):
+Example (needs LFW Part Labels: ``$SVC_LFW_PARTS`` or ``../shared/data/lfw_parts``):
     >>> data = OccludedLFWTrain(split="val", size=64, limit=2)
     >>> image, label = data[0]
     >>> image.shape, image.dtype, label.shape, label.dtype
@@ -48,7 +48,7 @@ class OccludedLFWTrain(Dataset):
     resized to S exactly as ``labelgen synth`` resizes its stores.
 
     Args:
-        root: LFW Part Labels folder; ``None`` for ``../shared/data/lfw_parts``.
+        root: LFW Part Labels folder; ``None`` for ``$SVC_LFW_PARTS`` or ``../shared/data/lfw_parts``.
         split: Official split whose faces are used (``train`` or ``train+val``; never ``test``).
         size: Side S of the network input.
         families: Occluder families to draw from (the training families by default,

@@ -33,8 +33,9 @@ def _is_image_of(folder: str, file: str) -> bool:
 class LFWSource(Source):
     """Reader of an LFW tree, nested or flat.
 
-    Example (from the project root, beside ``../shared``):
-        >>> source = LFWSource("../shared/data/lfw_parts")
+    Example (needs LFW Part Labels):
+        >>> from labelgen.lfw_parts import default_lfw_parts_root
+        >>> source = LFWSource(default_lfw_parts_root())
         >>> next(source.scan()).key
         'images/AJ_Cook_0001.jpg'
     """
