@@ -51,12 +51,33 @@ class Pose:
     reprojection_error: float = field(default=float("nan"))
 
     def euler_degrees(self) -> tuple[float, float, float]:
-        """Yaw, pitch, roll in degrees (for reports and filtering)."""
-        r = self.rotation
-        yaw = np.degrees(np.arcsin(-np.clip(r[2, 0], -1, 1)))
-        pitch = np.degrees(np.arctan2(r[2, 1], r[2, 2]))
-        roll = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
-        return float(yaw), float(pitch), float(roll)
+        """Yaw, pitch, roll in degrees (see :func:`euler_degrees`)."""
+        return euler_degrees(self.rotation)
+
+
+def euler_degrees(rotation: np.ndarray) -> tuple[float, float, float]:
+    """Yaw, pitch, roll in degrees of a pose's rotation; all 0 for an upright face looking at the camera.
+
+    The canonical face model looks along its +z with y up (OpenGL), so an
+    upright frontal face has ``R = diag(1, -1, -1)`` in OpenCV's camera axes (x
+    right, y down, z forward). The angles are those of the head's turn away from
+    that pose, ``R @ diag(1, -1, -1) = Rz(roll) @ Ry(yaw) @ Rx(pitch)`` about the
+    camera axes: yaw turns the head about the vertical axis, pitch nods it, roll
+    tilts it in the image plane (positive: clockwise as seen in the image).
+
+    Example:
+        >>> frontal = OPENGL_TO_OPENCV
+        >>> [round(angle, 6) + 0.0 for angle in euler_degrees(frontal)]
+        [0.0, 0.0, 0.0]
+        >>> tilted = cv2.Rodrigues(np.array([0.0, 0.0, np.radians(20)]))[0] @ frontal
+        >>> [round(angle, 6) + 0.0 for angle in euler_degrees(tilted)]
+        [0.0, 0.0, 20.0]
+    """
+    r = np.asarray(rotation, np.float64) @ OPENGL_TO_OPENCV
+    yaw = np.degrees(np.arcsin(-np.clip(r[2, 0], -1, 1)))
+    pitch = np.degrees(np.arctan2(r[2, 1], r[2, 2]))
+    roll = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
+    return float(yaw), float(pitch), float(roll)
 
 
 def mediapipe_camera(crop_side: float) -> np.ndarray:
