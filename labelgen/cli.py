@@ -4,6 +4,7 @@ Commands:
   run     label a whole corpus with Dask into a sharded, resumable Zarr store
   stats   counts per status, blobs per image, occlusion fractions of a store
   show    an overlay grid of a store's labels, as a PNG
+  report  one self-contained HTML page about a store: run, statuses, distributions, examples, failures
   label   run the chain on single images (no Dask) and write PNGs + JSON
   synth   paste occluders on LFW Part Labels faces: images with exact labels
   eval-labels  score teachers' pseudo-labels against exact synthetic ground truth
@@ -290,6 +291,34 @@ def show(store_path: Path, out: Path, count: int, status_name: str, occluded: bo
     _write_picture(out, grid(pictures, columns=columns))
     click.echo(f"wrote {out} ({len(rows)} images)")
 
+
+
+@main.command()
+@click.argument("store_path", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("report.html"), show_default=True,
+              help="The HTML file to write (pictures are embedded: one file to keep or send).")
+@click.option("--examples", default=16, show_default=True, help="Example images per status.")
+@click.option("--max-images", default=10_000, show_default=True,
+              help="Read label maps (occluded fractions, most/least occluded) of at most this many ok rows: "
+                   "the first ones, a uniform sample since the manifest is shuffled.")
+def report(store_path: Path, out: Path, examples: int, max_images: int) -> None:
+    """Write a browsable HTML report of STORE_PATH.
+
+    The run (job, teacher, models and hashes, time, bytes per image), counts
+    per status, histograms (occluded fraction, blobs per face, face size, yaw,
+    pitch, roll), example crops per status, the most and least occluded faces,
+    and every failure with its message. Self-contained: no network, no script.
+
+    \b
+    Example:
+      labelgen report labels.zarr --out report.html
+    """
+    from labelgen.report import write_report
+    from labelgen.status import Status
+
+    _open_store(store_path)  # a clear error for a path that is not a store
+    facts = write_report(store_path, out, examples=examples, max_images=max_images)
+    click.echo(f"wrote {out} ({facts.status.size} images, {int((facts.status == Status.OK).sum())} ok)")
 
 def _families_option(value: str | None) -> tuple[str, ...] | None:
     return None if value is None else tuple(name.strip() for name in value.split(",") if name.strip())

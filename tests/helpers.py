@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,14 @@ import pytest
 from labelgen.lfw_parts import ROOT_ENV, lfw_parts_location
 
 REQUIRE_LFW_ENV = "SVC_REQUIRE_LFW"  # .ci/run sets it: there a missing dataset fails instead of skipping
+REQUIRE_BROWSER_ENV = "SVC_REQUIRE_BROWSER"  # .ci/run sets it (and installs Chromium): no skipped browser test
+
+
+def _skip_unless_required(reason: str, variable: str) -> None:
+    """Skip the calling test, or fail it when ``variable`` is set (CI must not pass by skipping)."""
+    if os.environ.get(variable, "") not in ("", "0"):
+        pytest.fail(f"{reason} ({variable} is set: these tests must run)", pytrace=False)
+    pytest.skip(reason)
 
 
 def lfw_parts_or_skip() -> Path:
@@ -23,10 +32,20 @@ def lfw_parts_or_skip() -> Path:
     root = lfw_parts_location()
     if (root / "splits" / "test.txt").is_file() and (root / "images").is_dir():
         return root
-    reason = f"LFW Part Labels not found at {root}; set {ROOT_ENV}=<dir> to run these"
-    if os.environ.get(REQUIRE_LFW_ENV, "") not in ("", "0"):
-        pytest.fail(f"{reason} ({REQUIRE_LFW_ENV} is set: these tests must run)", pytrace=False)
-    pytest.skip(reason)
+    _skip_unless_required(f"LFW Part Labels not found at {root}; set {ROOT_ENV}=<dir> to run these", REQUIRE_LFW_ENV)
+
+
+def chromium_or_skip() -> str:
+    """The ``chromium`` executable for a test that opens a page in a real browser.
+
+    Skips where it is not installed (``apt-get install chromium``), or fails under
+    ``SVC_REQUIRE_BROWSER=1``.
+    """
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        _skip_unless_required("Chromium not found; apt-get install chromium to run the browser tests",
+                              REQUIRE_BROWSER_ENV)
+    return found
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

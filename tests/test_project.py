@@ -22,9 +22,11 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert ci_lines[1].startswith("#") and "set -euo pipefail" in ci_lines
 
 
-def test_ci_turns_the_missing_data_skip_into_a_failure():
+def test_ci_turns_the_missing_data_and_browser_skips_into_failures():
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
-    assert ci_lines.index("export SVC_REQUIRE_LFW=1") < ci_lines.index(readme_commands()[1])
+    test_line = ci_lines.index(readme_commands()[1])
+    assert ci_lines.index("export SVC_REQUIRE_LFW=1 SVC_REQUIRE_BROWSER=1") < test_line
+    assert ci_lines.index("command -v chromium || (apt-get update && apt-get install -y chromium)") < test_line
 
 
 def test_tests_that_need_lfw_skip_with_one_reason_or_fail_when_required(tmp_path, monkeypatch):
