@@ -17,6 +17,9 @@ class Status(enum.IntEnum):
     TEACHER_FAILED = 5  # the teacher model raised or returned an invalid mask
     READ_ERROR = 6  # the source could not deliver the bytes (missing file, I/O error)
     INTERNAL_ERROR = 7  # an unexpected exception; the message holds the traceback summary
+    UNREADABLE = 8  # the file exists but this process may not read it (permission denied)
+    NOT_A_FILE = 9  # the entry is a directory, FIFO, socket or device, not a regular file
+    TOO_LARGE = 10  # the header declares more pixels than the decoder accepts (size in the message)
     PENDING = 255  # not processed yet (the store's fill value)
 
     @property
@@ -31,3 +34,19 @@ class StageError(Exception):
         super().__init__(message)
         self.status = Status(status)
         self.message = message
+
+
+def read_status(error: BaseException) -> Status:
+    """The status of an image whose bytes a source could not deliver.
+
+    A permission problem and an entry that is not a file are told apart from
+    other I/O errors (missing file, dangling or looping symlink, EIO) because
+    the person fixing the corpus does different things about each.
+    """
+    if isinstance(error, StageError):
+        return error.status
+    if isinstance(error, PermissionError):
+        return Status.UNREADABLE
+    if isinstance(error, IsADirectoryError):
+        return Status.NOT_A_FILE
+    return Status.READ_ERROR

@@ -10,8 +10,13 @@ rows are addressed by position, so nothing is ever duplicated.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import shutil
+import socket
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -41,6 +46,37 @@ FLOAT_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.shuffle)
 
 class StoreError(Exception):
     """The path is not a label store this code can use, or it does not match the job."""
+
+
+class StoreLocked(StoreError):
+    """Another run holds the store's lock."""
+
+
+# -- names -----------------------------------------------------------------------------------------
+# File names are bytes; Python hands them over as text with undecodable bytes
+# as lone surrogates (os.fsdecode), which Zarr's UTF-8 string arrays reject.
+# Stored text escapes each such byte as \xNN and a backslash as \\, so the
+# common name is stored as it is and every name decodes back exactly.
+_ESCAPED = re.compile(rb"\\(\\|x[0-9a-f]{2})")
+
+
+def encode_name(name: str) -> str:
+    """The storable text of a key or locator (any file name, losslessly)."""
+    if "\\" not in name:
+        try:
+            name.encode("utf-8")
+            return name
+        except UnicodeEncodeError:
+            pass
+    return os.fsencode(name).replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
+
+
+def decode_name(text: str) -> str:
+    """Inverse of :func:`encode_name`: the name as ``os.fsdecode`` gives it (the exact path)."""
+    if "\\" not in text:
+        return text
+    raw = _ESCAPED.sub(lambda m: b"\\" if m[1] == b"\\" else bytes([int(m[1][1:], 16)]), text.encode("utf-8"))
+    return os.fsdecode(raw)
 
 
 @dataclass(frozen=True)
@@ -115,11 +151,71 @@ def create_store(path: str | Path, entries: Sequence[ManifestEntry], *, crop_siz
                  attributes: dict) -> "LabelStore":
     """Create the group, its arrays and the manifest (key, identity, locator) in manifest order.
 
-    ``entries`` must already be in manifest order (see :func:`shuffled_order`).
+    The store is built in a hidden sibling folder and renamed into place, so a
+    process killed at any moment leaves either no store or a whole one, never
+    a half-made one that every rerun refuses. ``entries`` must already be in
+    manifest order (see :func:`shuffled_order`).
+
+    Raises:
+        StoreError: ``path`` exists and is not an empty folder (possibly
+            because another process created it first), or its folder is not
+            writable.
     """
-    path = Path(path)
-    if path.exists() and any(path.iterdir()):
+    path = Path(path).absolute()
+    if path.exists() and not (path.is_dir() and not any(path.iterdir())):
         raise StoreError(f"{path} already exists and is not empty")
+    _remove_dead_builds(path)
+    building = path.with_name(f"{BUILD_PREFIX.format(name=path.name)}{socket.gethostname()}-{os.getpid()}")
+    shutil.rmtree(building, ignore_errors=True)
+    try:
+        building.mkdir(parents=False)
+    except OSError as error:
+        raise StoreError(f"cannot create {path}: {error.strerror or error} ({path.parent})") from None
+    try:
+        _build(building, entries, crop_size=crop_size, shard_size=shard_size, attributes=attributes)
+        os.rename(building, path)  # atomic; replaces an empty folder, fails on a non-empty one
+    except OSError as error:
+        shutil.rmtree(building, ignore_errors=True)
+        if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise StoreError(f"{path} already exists and is not empty") from None
+        raise
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return LabelStore(path)
+
+
+BUILD_PREFIX = ".{name}.creating-"  # + host-pid: a store being built, renamed into place when whole
+
+
+def _remove_dead_builds(path: Path) -> None:
+    """Delete build folders left beside ``path`` by killed processes of this host."""
+    prefix = BUILD_PREFIX.format(name=path.name) + socket.gethostname() + "-"
+    for leftover in path.parent.glob(glob_escape(prefix) + "*"):
+        pid = leftover.name[len(prefix):]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host."""
+    if pid <= 0:  # 0 and negative ids name process groups, not a process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _build(path: Path, entries: Sequence[ManifestEntry], *, crop_size: int, shard_size: int,
+           attributes: dict) -> None:
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     count = len(entries)
     for name, spec in array_specs(crop_size).items():
@@ -128,7 +224,7 @@ def create_store(path: str | Path, entries: Sequence[ManifestEntry], *, crop_siz
         array = group.create_array(name, shape=(count,), dtype=str, chunks=(max(1, min(shard_size, count)),),
                                    attributes={"description": description})
         if count:
-            array[:] = np.array([getattr(entry, name) for entry in entries], dtype=object).astype(str)
+            array[:] = np.array([encode_name(getattr(entry, name)) for entry in entries], dtype=object).astype(str)
     if count:
         group["identity"][:] = np.array([entry.identity for entry in entries], np.int32)
         hints = np.full((count, 4), np.nan, np.float32)
@@ -143,7 +239,6 @@ def create_store(path: str | Path, entries: Sequence[ManifestEntry], *, crop_siz
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **attributes,
     })
     (path / "shards").mkdir()
-    return LabelStore(path)
 
 
 class LabelStore:
@@ -175,6 +270,7 @@ class LabelStore:
         self.count: int = attrs["count"]
         self.crop_size: int = attrs["crop_size"]
         self.shard_size: int = attrs["shard_size"]
+        self.lock: StoreLock | None = None  # the run lock, when the opener holds it (see labelgen.pipeline)
 
     # -- shards -------------------------------------------------------------------------------
     @property
@@ -208,7 +304,8 @@ class LabelStore:
     def manifest(self, rows: slice) -> list[ManifestEntry]:
         keys, identities, locators = self.group["key"][rows], self.group["identity"][rows], self.group["locator"][rows]
         hints = self.group["box_hint"][rows]
-        return [ManifestEntry(str(k), int(i), str(loc), tuple(map(float, h)) if np.isfinite(h).all() else ())
+        return [ManifestEntry(decode_name(str(k)), int(i), decode_name(str(loc)),
+                              tuple(map(float, h)) if np.isfinite(h).all() else ())
                 for k, i, loc, h in zip(keys, identities, locators, hints)]
 
     def write_rows(self, rows: slice, columns: dict[str, np.ndarray]) -> None:
@@ -246,3 +343,125 @@ class LabelStore:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # consolidated metadata is not (yet) in the v3 spec
             zarr.consolidate_metadata(str(self.path))
+
+
+# -- the run lock ----------------------------------------------------------------------------------
+LOCK_FILE = "run.lock"
+_NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}  # file systems without flock
+
+
+class StoreLock:
+    """The lock a ``labelgen run`` holds on its store, so two runs never work on one store.
+
+    A whole-store run locks ``run.lock`` exclusively. A ``--part K/N`` run
+    locks ``run.lock`` shared (parts run together; a whole-store run waits for
+    none of them and is refused while any runs) and its own
+    ``run.part-K-of-N.lock`` exclusively. Each lock file holds its holder's
+    host, pid, start time and command, quoted when another run is refused.
+
+    The locks are ``flock`` locks, which the kernel drops when the holder
+    dies, so a killed run never blocks the next one. On a file system without
+    ``flock`` the recorded holder decides: a live process, or any process of
+    another host, holds the lock; a dead process of this host does not (a
+    stale lock, taken over).
+
+    Args:
+        store_path: the store folder.
+        part: ``(k, n)`` for a ``--part K/N`` run, ``None`` for a whole-store run.
+    """
+
+    def __init__(self, store_path: str | Path, part: tuple[int, int] | None = None):
+        self.folder = Path(store_path)
+        self.part = part
+        self._held: list[int] = []  # open descriptors, released in reverse order
+        self._own: int | None = None  # the descriptor whose file carries our holder record
+
+    def _path(self, part: tuple[int, int] | None) -> Path:
+        return self.folder / (LOCK_FILE if part is None else f"run.part-{part[0]}-of-{part[1]}.lock")
+
+    def acquire(self) -> "StoreLock":
+        """Take the lock, or raise :class:`StoreLocked` naming the run that holds it.
+
+        Raises:
+            StoreLocked: another live run holds the store (or this part of it).
+            StoreError: the lock file cannot be created (read-only store).
+        """
+        try:
+            if self.part is None:
+                self._own = self._take(self._path(None), exclusive=True)
+            else:
+                self._take(self._path(None), exclusive=False)
+                self._own = self._take(self._path(self.part), exclusive=True)
+        except BaseException:
+            self.release()
+            raise
+        os.ftruncate(self._own, 0)
+        os.pwrite(self._own, json.dumps(holder_record()).encode(), 0)
+        return self
+
+    def _take(self, path: Path, exclusive: bool) -> int:
+        import fcntl
+
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as error:
+            raise StoreError(f"cannot write to {self.folder}: {error.strerror or error}") from None
+        self._held.append(descriptor)
+        try:
+            fcntl.flock(descriptor, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreLocked(self._refusal(path)) from None
+        except OSError as error:
+            if error.errno not in _NO_FLOCK:
+                raise
+            holder = _read_holder(path)
+            if exclusive and holder and holder_alive(holder):
+                raise StoreLocked(self._refusal(path)) from None
+        return descriptor
+
+    def _refusal(self, path: Path) -> str:
+        holders = [_read_holder(path)]
+        if path.name == LOCK_FILE and not holders[0]:  # held shared: by part runs
+            holders = [_read_holder(p) for p in sorted(self.folder.glob("run.part-*.lock"))]
+        described = "; ".join(describe_holder(h) for h in holders if h) or "a run that did not say who it is"
+        return f"{self.folder} is in use by another labelgen run ({described}); wait for it to end or stop it"
+
+    def release(self) -> None:
+        """Drop the lock (the holder record is cleared first, so nobody reads a stale one)."""
+        if self._own is not None:
+            try:
+                os.ftruncate(self._own, 0)
+            except OSError:
+                pass
+            self._own = None
+        while self._held:
+            os.close(self._held.pop())  # closing the last descriptor releases its flock
+
+    def __enter__(self) -> "StoreLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def holder_record() -> dict:
+    """Who holds a lock: host, pid, start time and command line."""
+    return {"host": socket.gethostname(), "pid": os.getpid(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": " ".join(sys.argv)[:500]}
+
+
+def _read_holder(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def holder_alive(holder: dict) -> bool:
+    """A holder on another host is taken to be alive: its pid cannot be checked from here."""
+    return holder.get("host") != socket.gethostname() or pid_alive(int(holder.get("pid", 0)))
+
+
+def describe_holder(holder: dict) -> str:
+    return (f"host {holder.get('host', '?')}, pid {holder.get('pid', '?')}, started {holder.get('started', '?')}"
+            + (f": {holder['command']}" if holder.get("command") else ""))

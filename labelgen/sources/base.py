@@ -23,9 +23,12 @@ from __future__ import annotations
 import abc
 import importlib
 import os
+import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
+from labelgen.status import StageError, Status
 
 # Reader modules by source name. Importing a module registers its reader
 # (see ``register_source``); nothing is imported until the name is opened.
@@ -61,6 +64,28 @@ class Entry:
     hint: tuple = ()
 
 
+@dataclass
+class ScanReport:
+    """What a scan met that cannot be a row: a directory it cannot list, a symlink loop.
+
+    Every such entry is counted; the first :attr:`MAX_LISTED` are listed with
+    their problem. Entries that can be rows (an unreadable file, a FIFO, a
+    dangling link named like an image) are rows, with a status, instead.
+    """
+
+    MAX_LISTED = 1000
+    skipped: int = 0
+    listed: list[tuple[str, str]] = field(default_factory=list)
+
+    def skip(self, path: str | os.PathLike, problem: str) -> None:
+        self.skipped += 1
+        if len(self.listed) < self.MAX_LISTED:
+            self.listed.append((os.fsdecode(path), problem))
+
+    def to_dict(self) -> dict:
+        return {"skipped": self.skipped, "listed": [[path, problem] for path, problem in self.listed]}
+
+
 class SourceError(Exception):
     """A corpus is missing, laid out differently than expected, or damaged.
 
@@ -85,6 +110,7 @@ class Source(abc.ABC):
 
     name: str = ""
     layout: str = ""
+    scan_report: ScanReport = ScanReport()  # replaced by each scan that can meet problems (see new_report)
 
     def __init__(self, root: str | os.PathLike):
         """Validate ``root`` cheaply (without enumerating the corpus).
@@ -116,9 +142,15 @@ class Source(abc.ABC):
 
         Raises:
             OSError: The file is missing or unreadable.
+            StageError: ``Status.NOT_A_FILE``: the entry is a directory, FIFO, ...
             SourceError: The locator points outside the root.
         """
-        return inside(self.root, locator).read_bytes()
+        return read_regular_file(inside(self.root, locator))
+
+    def new_report(self) -> ScanReport:
+        """Start the scan report of a new scan (a scan replaces the previous one's report)."""
+        self.scan_report = ScanReport()
+        return self.scan_report
 
     def describe(self) -> dict:
         """Provenance of this source, for manifests and logs."""
@@ -238,7 +270,7 @@ def inside(base: Path, relative: str) -> Path:
     return base.joinpath(*parts)
 
 
-def sorted_listing(directory: Path) -> list[os.DirEntry]:
+def sorted_listing(directory: Path, report: ScanReport | None = None) -> list[os.DirEntry]:
     """Entries of one directory sorted by name, hidden ones left out.
 
     Names are compared as code points, not by locale, so the order is the
@@ -247,34 +279,87 @@ def sorted_listing(directory: Path) -> list[os.DirEntry]:
     entries (``.DS_Store``, macOS ``._x.jpg`` resource forks, ``.git``) are
     never corpus images. Only one directory's
     listing is held at a time.
+
+    Args:
+        directory: the directory to list.
+        report: where a directory that cannot be listed is recorded (it
+            then lists as empty); without one, the ``OSError`` is raised.
     """
-    with os.scandir(directory) as listing:
-        entries = [entry for entry in listing if not entry.name.startswith(".")]
+    try:
+        with os.scandir(directory) as listing:
+            entries = [entry for entry in listing if not entry.name.startswith(".")]
+    except OSError as error:
+        if report is None:
+            raise
+        report.skip(directory, f"cannot list: {error.strerror or error}")
+        return []
     entries.sort(key=lambda entry: entry.name)
     return entries
 
 
+def is_directory(entry: os.DirEntry, report: ScanReport | None) -> bool | None:
+    """Whether ``entry`` is a directory (following symlinks); ``None`` when that cannot be told.
+
+    A symlink loop or an entry that cannot be examined has no type; it is
+    recorded in ``report`` (pass ``None`` where the reader makes it a row).
+    """
+    try:
+        return entry.is_dir()
+    except OSError as error:
+        if report is not None:
+            report.skip(entry.path, f"cannot tell what it is: {error.strerror or error}")
+        return None
+
+
+def read_regular_file(path: Path) -> bytes:
+    """The bytes of ``path``, which must be a regular file (after symlinks).
+
+    Opened non-blocking, so a FIFO named like an image is refused instead of
+    hanging its worker forever waiting for a writer.
+
+    Raises:
+        OSError: missing file, dangling or looping symlink, permission denied, I/O error.
+        StageError: ``Status.NOT_A_FILE`` for a directory, FIFO, socket or device.
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with open(descriptor, "rb") as stream:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                    else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+            raise StageError(Status.NOT_A_FILE, f"{os.fsdecode(path)} is {kind}")
+        return stream.read()
+
+
 def walk_identity_folders(root: Path, folder_ok: Callable[[str], bool],
-                          file_ok: Callable[[str, str], bool]) -> Iterator[tuple[int, str, str]]:
+                          file_ok: Callable[[str, str], bool],
+                          report: ScanReport | None = None) -> Iterator[tuple[int, str, str]]:
     """Stream ``<root>/<identity folder>/<image>`` corpora in sorted order.
+
+    Every entry of an identity folder whose name is accepted is yielded,
+    whatever it is: a directory, FIFO or dangling link named like an image
+    becomes a row whose read fails with its own status, instead of vanishing.
 
     Args:
         root: Corpus root.
         folder_ok: Whether a sub-directory name is an identity folder.
         file_ok: Whether ``(folder name, file name)`` is an image of the corpus.
+        report: Where folders that cannot be listed or examined are recorded
+            (see :class:`ScanReport`); a fresh one when not given.
 
     Yields:
         ``(index, folder name, file name)``, where ``index`` counts identity
         folders holding at least one accepted image, from 0 in sorted order
         (so it does not depend on stray empty folders).
     """
+    report = report if report is not None else ScanReport()
     index = -1
-    for folder in sorted_listing(root):
-        if not (folder_ok(folder.name) and folder.is_dir()):
+    for folder in sorted_listing(root, report):
+        if not (folder_ok(folder.name) and is_directory(folder, report)):
             continue
         found = False
-        for image in sorted_listing(Path(folder.path)):
-            if file_ok(folder.name, image.name) and image.is_file():
+        for image in sorted_listing(Path(folder.path), report):
+            if file_ok(folder.name, image.name):
                 if not found:
                     index, found = index + 1, True
                 yield index, folder.name, image.name

@@ -34,6 +34,6 @@ class CasiaSource(Source):
     def scan(self) -> Iterator[Entry]:
         """Yield images sorted by identity folder, then file name."""
         for _, folder, file in walk_identity_folders(
-                self.root, _FOLDER.fullmatch, lambda _, name: bool(_FILE.fullmatch(name))):
+                self.root, _FOLDER.fullmatch, lambda _, name: bool(_FILE.fullmatch(name)), self.new_report()):
             key = f"{folder}/{file}"
             yield Entry(key=key, identity=int(folder), locator=key)

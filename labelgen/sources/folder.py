@@ -2,7 +2,10 @@
 
 The fallback for corpora without a dedicated reader. Files are recognised by
 extension only (case-insensitive); other files, hidden files and hidden
-folders are skipped. Identities are unknown (``-1``) unless
+folders are skipped. Every entry named like an image that is not a directory
+is a row, whatever it is (a FIFO, a dangling link: its read gives it a
+status); a directory is walked whatever its name. Folders that cannot be
+listed and symlink loops go to the scan report. Identities are unknown (``-1``) unless
 ``identity_from_folder`` is set, in which case they follow torchvision's
 ``ImageFolder``: the index of the top-level folder among all top-level
 folders in sorted order (images directly under the root stay ``-1``).
@@ -13,7 +16,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from labelgen.sources.base import Entry, Source, register_source, sorted_listing
+from labelgen.sources.base import Entry, ScanReport, Source, is_directory, register_source, sorted_listing
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -49,7 +52,7 @@ class FolderSource(Source):
 
     def scan(self) -> Iterator[Entry]:
         """Yield images depth-first, each directory's entries sorted by name."""
-        yield from self._walk(self.root, "", -1, frozenset())
+        yield from self._walk(self.root, "", -1, frozenset(), self.new_report())
 
     def describe(self) -> dict:
         description = super().describe()
@@ -57,20 +60,23 @@ class FolderSource(Source):
         return description
 
     def _walk(self, directory: Path, prefix: str, identity: int,
-              ancestors: frozenset[str]) -> Iterator[Entry]:
+              ancestors: frozenset[str], report: ScanReport) -> Iterator[Entry]:
         # Symlinked folders are followed (corpora are often assembled from
         # links), but a link back to an ancestor would loop forever.
         real = os.path.realpath(directory)
         if real in ancestors:
+            report.skip(directory, f"symlink loop: back to {real}")
             return
         ancestors = ancestors | {real}
         folders = -1
-        for entry in sorted_listing(directory):
+        for entry in sorted_listing(directory, report):
             relative = prefix + entry.name
-            if entry.is_dir():
+            image_name = _is_image(entry.name)
+            # An image-named entry whose type cannot be told (a looping link) is a row: its read says why.
+            if is_directory(entry, None if image_name else report):
                 folders += 1
                 top_level = self.identity_from_folder and not prefix
                 yield from self._walk(Path(entry.path), relative + "/",
-                                      folders if top_level else identity, ancestors)
-            elif _is_image(entry.name) and entry.is_file():
+                                      folders if top_level else identity, ancestors, report)
+            elif image_name:
                 yield Entry(key=relative, identity=identity, locator=relative)

@@ -18,7 +18,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from labelgen.sources.base import Entry, Source, register_source, sorted_listing, walk_identity_folders
+from labelgen.sources.base import (Entry, ScanReport, Source, register_source, sorted_listing,
+                                   walk_identity_folders)
 
 _FILE = re.compile(r"(?P<name>.+)_(?P<number>\d{4})\.jpg")
 _FLAT_FOLDER = "images"
@@ -54,22 +55,25 @@ class LFWSource(Source):
         if self.flat:
             yield from self._scan_flat()
             return
-        for identity, folder, file in walk_identity_folders(self.root, lambda _: True, _is_image_of):
+        for identity, folder, file in walk_identity_folders(self.root, lambda _: True, _is_image_of,
+                                                            self.new_report()):
             key = f"{folder}/{file}"
             yield Entry(key=key, identity=identity, locator=key)
 
     def _scan_flat(self) -> Iterator[Entry]:
         directory = self.root / _FLAT_FOLDER
+        report = self.new_report()
         # The set of names (thousands), not of images, is what is held.
-        names = sorted({match["name"] for match in self._flat_matches(directory)})
+        names = sorted({match["name"] for match in self._flat_matches(directory, report)})
         identities = {name: index for index, name in enumerate(names)}
-        for match in self._flat_matches(directory):
+        for match in self._flat_matches(directory, report):
             key = f"{_FLAT_FOLDER}/{match.string}"
             yield Entry(key=key, identity=identities[match["name"]], locator=key)
 
     @staticmethod
-    def _flat_matches(directory: Path) -> Iterator[re.Match]:
-        for entry in sorted_listing(directory):
+    def _flat_matches(directory: Path, report: ScanReport) -> Iterator[re.Match]:
+        # Every entry named like an image is a row, whatever it is: its read gives its status.
+        for entry in sorted_listing(directory, report):
             match = _FILE.fullmatch(entry.name)
-            if match and entry.is_file():
+            if match:
                 yield match

@@ -107,7 +107,7 @@ class VGGFace2Source(Source):
     def scan(self) -> Iterator[Entry]:
         """Yield images sorted by class folder, then file name."""
         for _, folder, file in walk_identity_folders(
-                self.root, _FOLDER.fullmatch, lambda _, name: name.lower().endswith(".jpg")):
+                self.root, _FOLDER.fullmatch, lambda _, name: name.lower().endswith(".jpg"), self.new_report()):
             key = f"{folder}/{file}"
             yield Entry(key=key, identity=int(folder[1:]), locator=key, hint=self._box(key))
 
