@@ -50,7 +50,10 @@ def test_channel_affine_equals_batchnorm(model):
     assert not any(isinstance(m, nn.BatchNorm2d) for m in unfused.modules())
     assert any(isinstance(m, ChannelAffine) for m in unfused.modules())
     with torch.no_grad():
-        assert torch.allclose(unfused(x), model(x), atol=1e-5)
+        expected = model(x)
+        # float32 sums in another order (fused vs unfused batch norm, and each CPU's SIMD path):
+        # equal up to rounding relative to the outputs' scale, not to an absolute 1e-5.
+        assert torch.allclose(unfused(x), expected, rtol=0, atol=1e-5 * max(1.0, expected.abs().max().item()))
 
 
 @pytest.mark.parametrize("suffix", ["pt", "onnx"])
