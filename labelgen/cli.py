@@ -33,6 +33,18 @@ def _write_picture(path: Path, picture: np.ndarray) -> None:
         raise click.ClickException(str(error)) from None
 
 
+
+def _quiet_unless_verbose(ctx: click.Context, param: click.Parameter, verbose: bool) -> bool:
+    if not verbose:  # before any model loads or worker starts: both happen in the command body
+        from labelgen.quiet import filter_native_logs
+
+        filter_native_logs()
+    return verbose
+
+
+_verbose_option = click.option(
+    "--verbose", is_flag=True, expose_value=False, is_eager=True, callback=_quiet_unless_verbose,
+    help="Also show the native libraries' log lines (MediaPipe, TensorFlow Lite, absl), hidden by default.")
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="structure-via-consensus")
 def main() -> None:
@@ -48,6 +60,7 @@ def main() -> None:
 
 
 @main.command()
+@_verbose_option
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--sample", is_flag=True, help="Label the embedded sample images (no files needed).")
 @click.option("--out-dir", type=click.Path(path_type=Path), default=Path("labels_out"), show_default=True,
@@ -124,6 +137,7 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
 
 
 @main.command()
+@_verbose_option
 @click.option("--source", "source_name", default="sample", show_default=True,
               help="Corpus format: casia, vggface2, lfw, folder, msceleb-tsv, insightface-rec, or sample "
                    "(the embedded sample, needs no --root).")
