@@ -15,7 +15,7 @@ from train.data import (
     StoreInfo,
     collate_blobs,
     collate_class_maps,
-    split_chunks,
+    split_store,
 )
 from train.losses import class_map_from_blobs
 from train.synthetic import make_synthetic_lfw, make_synthetic_store
@@ -136,15 +136,29 @@ def test_full_batch_count_is_what_the_loader_gives(store_path):
         assert sum(1 for _ in loader) >= dataset.num_full_batches(8, 2) > 0
 
 
-def test_split_chunks_is_deterministic_and_disjoint():
-    train, val = split_chunks(40, 0.1, seed=0)
-    again = split_chunks(40, 0.1, seed=0)
-    assert np.array_equal(train, again[0]) and np.array_equal(val, again[1])
-    assert len(val) == 4 and not set(train) & set(val) and sorted([*train, *val]) == list(range(40))
-    assert len(split_chunks(3, 0.01)[1]) == 1  # a positive fraction always holds something out
-    assert len(split_chunks(3, 0.0)[1]) == 0
+@pytest.mark.parametrize("fraction", [0.05, 0.1, 0.3, 0.6])
+def test_split_holds_out_the_asked_fraction_of_ok_images_and_reads_each_once(store_path, stored, fraction):
+    info = StoreInfo.read(store_path)
+    train_part, val_part = split_store(info, fraction)
+    ok = stored[2]
+    assert val_part.ok_images == round(fraction * len(ok))  # to the image, not in 64-image chunks
+    again = split_store(info, fraction)[1]
+    assert again.chunks.tolist() == val_part.chunks.tolist() and again.row_ranges == val_part.row_ranges
+    rows = {}
+    for side, part in (("train", train_part), ("val", val_part)):
+        dataset = StoreDataset(info, part, shuffle=False, hflip=False)
+        rows[side] = [_identify(image, label, stored)[0] for image, label in dataset]
+        assert len(rows[side]) == part.ok_images == len(dataset)
+    assert sorted(rows["train"] + rows["val"]) == ok.tolist()  # disjoint, and nothing lost at the cut
+
+
+def test_split_edge_cases(store_path):
+    info = StoreInfo.read(store_path)
+    assert split_store(info, 0.0)[1].ok_images == 0 and len(split_store(info, 0.0)[1]) == 0
+    assert split_store(info, 0.001)[1].ok_images == 1  # a positive fraction always holds something out
+    assert split_store(info, 0.999)[0].ok_images == 1  # and keeps something to train on
     with pytest.raises(ValueError):
-        split_chunks(3, 1.0)
+        split_store(info, 1.0)
 
 
 def test_validation_collate_maps_blob_ids_to_classes():

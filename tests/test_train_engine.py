@@ -26,10 +26,17 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     path = tmp_path_factory.mktemp("engine") / "labels.zarr"
-    # 4 chunks of 64 rows with 61, 63, 64, 63 OK rows; --val-fraction 0.25 holds out chunk 1,
-    # so an epoch is (61 + 64 + 63) // 8 = 23 batches of 8.
+    # 4 chunks of 64 rows with 61, 63, 64, 63 OK rows; --val-fraction 0.25 holds out 63 of the 251
+    # OK images, which is chunk 1 whole, so an epoch is (61 + 64 + 63) // 8 = 23 batches of 8.
     make_synthetic_store(path, count=256, size=32, shard_size=64, bad_rows=[1, 40, 41, 90, 200])
     return path
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.4])
+def test_val_fraction_holds_out_that_share_of_the_ok_images(store, tmp_path, fraction):
+    summary = train(TrainConfig(out=str(tmp_path / "run"), labels=str(store), max_steps=1,
+                                **{**TINY, "val_fraction": fraction}))
+    assert summary["validation"]["pixels"] == round(fraction * 251) * 32 * 32  # 13 and 100, not whole 64-row chunks
 
 
 def test_tiny_run_writes_checkpoints_metrics_and_plot(store, tmp_path):

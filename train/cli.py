@@ -48,7 +48,7 @@ def _fail(error: Exception) -> click.ClickException:
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Run folder, e.g. runs/NAME: checkpoints/, metrics.jsonl, curves.png, config.json.")
 @click.option("--val-fraction", default=0.05, show_default=True,
-              help="Fraction of the store's 64-image chunks held out for validation (deterministic; "
+              help="Fraction of the store's OK images held out for validation (deterministic; "
                    "--lfw-parts validates on the official val split instead).")
 @click.option("--val-labels", type=click.Path(path_type=Path), default=None,
               help="Separate validation store; then all of --labels is used for training.")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import bisect
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -66,28 +66,73 @@ def chunk_ok_counts(store: LabelStore, chunk_rows: int = CHUNK_IMAGES) -> np.nda
     return counts
 
 
-def split_chunks(num_chunks: int, val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic train / validation split of chunk indices.
+def _split_order(num_chunks: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(np.random.SeedSequence([seed, 0x5EED])).permutation(num_chunks)
 
-    Splitting by chunk (not by row) keeps both sides chunk-aligned. With a positive
-    fraction at least one chunk is held out, and at least one is kept for training.
+
+@dataclass(frozen=True)
+class ChunkSelection:
+    """The rows one side of a train / validation split reads: whole chunks, and part of at most one.
+
+    Attributes:
+        chunks: Global chunk numbers, sorted.
+        ok_per_chunk: OK rows this side owns, for every chunk of the stores (0 outside ``chunks``).
+        row_ranges: Chunk -> ``(start, stop)`` row offsets inside it, for a chunk this side owns only part of.
+    """
+
+    chunks: np.ndarray
+    ok_per_chunk: np.ndarray
+    row_ranges: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    @property
+    def ok_images(self) -> int:
+        return int(self.ok_per_chunk.sum())
+
+
+def split_store(info: "StoreInfo", val_fraction: float, seed: int = 0) -> tuple[ChunkSelection, ChunkSelection]:
+    """Deterministic train / validation split holding out ``val_fraction`` of the OK images, to the image.
+
+    Chunks go to validation in a seeded order until the next one would overshoot;
+    that chunk is cut at the row where the held-out count is reached, its first
+    rows validating and the rest training. Training still reads whole chunks
+    (one of them once partly). With a positive fraction at least one image is
+    held out and at least one kept for training.
 
     Args:
-        num_chunks: Number of chunks in the store.
-        val_fraction: Fraction of chunks held out, in [0, 1).
-        seed: Seed of the split permutation (independent of the training seed on purpose:
-            changing the training seed must not leak validation chunks into training).
+        info: The stores' :class:`StoreInfo`.
+        val_fraction: Fraction of the OK images held out, in [0, 1).
+        seed: Seed of the chunk order (independent of the training seed on purpose:
+            changing the training seed must not leak validation images into training).
 
     Returns:
-        ``(train_chunks, val_chunks)``, each sorted.
+        ``(train, val)`` selections for :class:`StoreDataset`.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    num_val = int(round(val_fraction * num_chunks))
-    if val_fraction > 0 and num_chunks > 1:
-        num_val = min(max(num_val, 1), num_chunks - 1)
-    order = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED])).permutation(num_chunks)
-    return np.sort(order[num_val:]), np.sort(order[:num_val])
+    ok = info.ok_per_chunk.astype(np.int64)
+    target = int(round(val_fraction * ok.sum()))
+    if val_fraction > 0 and ok.sum() > 1:
+        target = min(max(target, 1), int(ok.sum()) - 1)
+    order = _split_order(len(ok), seed)
+    before = np.concatenate([[0], np.cumsum(ok[order])])  # OK rows held out before each chunk of the order
+    whole = int(np.searchsorted(before, target, side="right")) - 1 if target else 0  # chunks that fit entirely
+    val_ok, train_ok = np.zeros_like(ok), ok.copy()
+    val_ok[order[:whole]], train_ok[order[:whole]] = ok[order[:whole]], 0
+    val_ranges, train_ranges = {}, {}
+    missing = target - int(before[whole])
+    if missing > 0:  # cut the next chunk after its `missing`-th OK row
+        cut = int(order[whole])
+        index, rows = info.locate(cut)
+        status = LabelStore(info.paths[index], mode="r").read("status", rows)
+        stop = int(np.flatnonzero(status == Status.OK)[missing - 1]) + 1
+        val_ranges[cut], train_ranges[cut] = (0, stop), (stop, len(status))
+        val_ok[cut], train_ok[cut] = missing, ok[cut] - missing
+    val_chunks = np.sort(np.concatenate([order[:whole], list(val_ranges)]).astype(np.int64))
+    train_chunks = np.sort(np.setdiff1d(np.arange(len(ok)), order[:whole]))
+    return ChunkSelection(train_chunks, train_ok, train_ranges), ChunkSelection(val_chunks, val_ok, val_ranges)
 
 
 @dataclass(frozen=True)
@@ -144,8 +189,8 @@ class StoreDataset(IterableDataset):
 
     Args:
         info: The :class:`StoreInfo` of one or more stores (or a path, read here).
-        chunks: Chunk indices this dataset covers (e.g. the training split);
-            ``None`` for all.
+        chunks: Chunk indices this dataset covers, or a :class:`ChunkSelection`
+            (one side of :func:`split_store`); ``None`` for all.
         shuffle: Permute the chunk order per epoch and pass samples through the
             shuffle buffer; ``False`` streams rows in store order (validation).
         buffer_size: Samples held by the shuffle buffer (bounds memory).
@@ -157,7 +202,7 @@ class StoreDataset(IterableDataset):
     def __init__(
         self,
         info: StoreInfo | str | Path,
-        chunks: Sequence[int] | None = None,
+        chunks: Sequence[int] | ChunkSelection | None = None,
         shuffle: bool = True,
         buffer_size: int = DEFAULT_BUFFER,
         hflip: bool = True,
@@ -167,8 +212,13 @@ class StoreDataset(IterableDataset):
     ):
         super().__init__()
         self.info = info if isinstance(info, StoreInfo) else StoreInfo.read(info)
-        all_chunks = np.arange(len(self.info.ok_per_chunk))
-        self.chunks = all_chunks if chunks is None else np.asarray(chunks, dtype=np.int64)
+        if not isinstance(chunks, ChunkSelection):
+            all_chunks = np.arange(len(self.info.ok_per_chunk))
+            chunks = ChunkSelection(all_chunks if chunks is None else np.asarray(chunks, dtype=np.int64),
+                                    self.info.ok_per_chunk)
+        self.chunks = chunks.chunks
+        self.ok_per_chunk = chunks.ok_per_chunk  # what this dataset owns of each chunk
+        self.row_ranges = dict(chunks.row_ranges)
         self.shuffle = shuffle
         self.buffer_size = max(1, int(buffer_size))
         self.hflip = hflip
@@ -209,7 +259,7 @@ class StoreDataset(IterableDataset):
     def num_samples(self, rank: int | None = None, epoch: int | None = None) -> int:
         """OK samples one rank yields in an epoch (all its workers together)."""
         rank = self.rank if rank is None else rank
-        return int(self.info.ok_per_chunk[self.shard_chunks(rank, 0, 1, epoch)].sum())
+        return int(self.ok_per_chunk[self.shard_chunks(rank, 0, 1, epoch)].sum())
 
     def num_full_batches(self, batch_size: int, num_workers: int, epoch: int | None = None) -> int:
         """Full batches the *slowest* rank gets from a DataLoader with ``drop_last=True``.
@@ -225,7 +275,7 @@ class StoreDataset(IterableDataset):
             full = 0
             for worker in range(workers):
                 shard = self.shard_chunks(rank, worker, workers, epoch)
-                full += int(self.info.ok_per_chunk[shard].sum()) // batch_size
+                full += int(self.ok_per_chunk[shard].sum()) // batch_size
             counts.append(full)
         return min(counts) if counts else 0
 
@@ -234,6 +284,9 @@ class StoreDataset(IterableDataset):
 
     def _read_chunk(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
         index, rows = self.info.locate(chunk)
+        if chunk in self.row_ranges:  # the chunk the train / validation split cuts: only this side's rows
+            start, stop = self.row_ranges[chunk]
+            rows = slice(rows.start + start, rows.start + stop)
         store = self._store(index)
         ok = store.read("status", rows) == Status.OK
         if not ok.any():
@@ -248,7 +301,7 @@ class StoreDataset(IterableDataset):
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, self.rank, worker_id, 0xB0]))
         buffer: list[tuple[np.ndarray, np.ndarray]] = []
         for chunk in chunks:
-            if self.info.ok_per_chunk[chunk] == 0:
+            if self.ok_per_chunk[chunk] == 0:
                 continue  # skip the read entirely
             images, labels = self._read_chunk(int(chunk))
             for image, label in zip(images, labels):

@@ -42,7 +42,7 @@ from train.data import (
     collate_blobs,
     collate_class_maps,
     seeded_generator,
-    split_chunks,
+    split_store,
 )
 from train.logs import MetricsLog, plot_metrics
 from train.losses import create_loss
@@ -73,7 +73,7 @@ class TrainConfig:
             final phase on all 2,000 labelled faces (validation still reads the val split,
             whose faces are then seen in training: its scores become optimistic).
         val_labels: Separate validation store (then all of ``labels`` is trained on).
-        val_fraction: Fraction of the store's chunks held out for validation.
+        val_fraction: Fraction of the store's OK images held out for validation.
         model: Registered model name.
         width: Channel multiplier of the model.
         num_classes: Output classes (3: background, face, occlusion / hair).
@@ -245,7 +245,7 @@ class TrainingData:
         if config.val_labels:
             train_chunks, val_info, val_chunks = None, StoreInfo.read(config.val_labels), None
         else:
-            train_chunks, val_chunks = split_chunks(len(info.ok_per_chunk), config.val_fraction)
+            train_chunks, val_chunks = split_store(info, config.val_fraction)
             val_info = info if len(val_chunks) else None
         self.train_set = StoreDataset(info, train_chunks, shuffle=True, buffer_size=config.buffer_size,
                                       hflip=True, seed=config.seed, rank=env.rank, world_size=env.world_size)
