@@ -43,8 +43,10 @@ def is_chatter(line: bytes) -> bool:
         True
         >>> is_chatter(b"W0000 00:00:1796000216.133364   11261 inference_feedback_manager.cc:121] Feedback ...")
         True
-        >>> is_chatter(b"E0000 00:00:1796000216.133364   11261 graph.cc:12] Calculator failed"), is_chatter(b"Traceback")
-        (False, False)
+        >>> is_chatter(b"E0000 00:00:1796000216.133364   11261 graph.cc:12] Calculator failed")
+        False
+        >>> is_chatter(b"Traceback (most recent call last):")
+        False
     """
     return line.startswith(_CHATTER) or bool(_NATIVE_LINE.match(line))
 

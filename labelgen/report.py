@@ -248,6 +248,10 @@ class _Raw:
     html: str
 
 
+def _code(value) -> _Raw:
+    return _Raw(f"<code>{_escape(value)}</code>")
+
+
 def _figure(picture: np.ndarray, lines: list[str]) -> str:
     text = "<br>".join(_escape(line) for line in lines)
     return (f'<figure><img alt="{_escape(lines[0])}" src="{png_data_uri(picture_png(picture))}">'
@@ -265,7 +269,7 @@ def _summary_section(store: LabelStore, facts: StoreFacts) -> str:
     per_image = ", ".join(f"{name} {size / max(store.count, 1):,.0f}"
                           for name, size in sorted(sizes.items(), key=lambda kv: -kv[1])[:3])
     rows = [
-        ("store", _Raw(f"<code>{_escape(store.path.resolve())}</code>")),
+        ("store", _code(store.path.resolve())),
         ("images", f"{store.count:,}"),
         ("source", f"{source.get('name', source.get('source', job.get('source', '?')))}"
                    f"{'  ' + str(source.get('root')) if source.get('root') else ''}"),
@@ -278,9 +282,10 @@ def _summary_section(store: LabelStore, facts: StoreFacts) -> str:
                            + (f"; {float(attrs['wall_seconds']):,.1f} s wall" if "wall_seconds" in attrs else "")),
         ("stored bytes per image", f"{total / max(store.count, 1):,.0f} ({per_image})"),
     ]
-    models = [(name, _Raw(f"<code>{_escape(info.get('sha256', '?'))}</code>"), _Raw(f"<code>{_escape(info.get('path', ''))}</code>"))
+    models = [(name, _code(info.get("sha256", "?")), _code(info.get("path", "")))
               for name, info in sorted(attrs.get("models", {}).items())]
-    model_table = _table(models, ("model file", "SHA-256", "path")) if models else '<p class="note">no model files recorded</p>'
+    model_table = (_table(models, ("model file", "SHA-256", "path")) if models
+                   else '<p class="note">no model files recorded</p>')
     return _table(rows) + "<h3>Models</h3>" + model_table
 
 
@@ -324,7 +329,9 @@ def _ok_figures(store: LabelStore, facts: StoreFacts, rows: np.ndarray) -> str:
     figures = []
     for row, key, picture in zip(rows, keys, example_pictures(store, rows)):
         fraction = fraction_of.get(int(row))
-        detail = f"blobs {int(facts.blobs[row])}" + (f", occluded {100 * fraction:.0f}%" if fraction is not None else "")
+        detail = f"blobs {int(facts.blobs[row])}"
+        if fraction is not None:
+            detail += f", occluded {100 * fraction:.0f}%"
         figures.append(_figure(picture, [str(key), detail]))
     return f'<div class="grid">{"".join(figures)}</div>'
 
@@ -343,8 +350,8 @@ def _examples_section(store: LabelStore, facts: StoreFacts, count: int) -> str:
             parts.append(_ok_figures(store, facts, rows))
         else:
             keys = store.read("key", rows)
-            items = "".join(f'<li><span class="key">{_escape(key)}</span>: {_escape(facts.errors.get(str(key), "(no message kept)"))}</li>'
-                            for key in keys)
+            items = "".join(f'<li><span class="key">{_escape(key)}</span>: '
+                            f'{_escape(facts.errors.get(str(key), "(no message kept)"))}</li>' for key in keys)
             parts.append(f'<p class="note">Failed images have no stored crop: keys and messages.</p>'
                          f'<ul class="failed">{items}</ul>')
     return "".join(parts) or '<p class="note">no labelled rows yet</p>'
