@@ -72,12 +72,24 @@ def test_export_then_eval_the_exports(trained):
     assert "cv2.dnn (batch 1)" in result.output
     lfw = make_synthetic_lfw(base / "lfw", {"test": 3})
     tables = []
-    for model in (run, base / "export" / "model.pt", base / "export" / "model.onnx"):
+    # A model trained on a store has classes background / face / occlusion: against LFW's background /
+    # face / hair it is scored face vs rest, without the (3-class) published column. The checkpoint says
+    # so itself; the exported files do not record their classes, so they are told.
+    for model, flags in ((run, []), (base / "export" / "model.pt", ["--model-classes", "occlusion"]),
+                         (base / "export" / "model.onnx", ["--model-classes", "occlusion"])):
         result = CliRunner().invoke(eval_main, [str(model), "--lfw-root", str(lfw), "--size", "64",
-                                                "--num-workers", "0", "--json", str(base / "scores.json")])
+                                                "--num-workers", "0", "--json", str(base / "scores.json"), *flags])
         assert result.exit_code == 0, result.output
-        assert "published 128p" in result.output and "superpixel" in result.output
-        tables.append(json.loads((base / "scores.json").read_text())["model"]["64"])
+        assert "model classes: background / face / occlusion; data classes: background / face / hair; " \
+               "compared: rest / face" in result.output
+        assert "classes rest / face" in result.output and "published 128p" not in result.output
+        scores = json.loads((base / "scores.json").read_text())
+        assert scores["classes"] == ["rest", "face"] and len(scores["model"]["64"]["iou"]) == 2
+        tables.append(scores["model"]["64"])
+    unknown = CliRunner().invoke(eval_main, [str(base / "export" / "model.pt"), "--lfw-root", str(lfw), "--size",
+                                             "64", "--num-workers", "0"])
+    assert unknown.exit_code == 0, unknown.output
+    assert "not recorded in the file" in unknown.output and "published 128p" in unknown.output
     # Checkpoint, TorchScript and ONNX are the same model: the same confusion matrix up to rare ties.
     assert tables[0]["pixel_acc"] == pytest.approx(tables[1]["pixel_acc"], abs=0.01)
     assert tables[0]["pixel_acc"] == pytest.approx(tables[2]["pixel_acc"], abs=0.01)
@@ -92,7 +104,8 @@ def test_flip_average_built_into_the_export_equals_flip_average_at_evaluation(tr
     scores = []
     for model, flags in ((out / "model.pt", []), (out / "model.onnx", []), (run, ["--flip-average"]), (run, [])):
         result = CliRunner().invoke(eval_main, [str(model), "--lfw-root", str(lfw), "--size", "64", "--num-workers",
-                                                "0", "--json", str(base / "flip.json"), *flags])
+                                                "0", "--json", str(base / "flip.json"), "--model-classes", "occlusion",
+                                                *flags])
         assert result.exit_code == 0, result.output
         scores.append(json.loads((base / "flip.json").read_text())["model"]["64"])
     assert scores[0]["pixel_acc"] == pytest.approx(scores[2]["pixel_acc"], abs=0.01)
@@ -140,6 +153,13 @@ def test_eval_on_a_store_draws_the_worst_images(trained):
     assert [item["wrong_pixels"] for item in worst] == sorted((item["wrong_pixels"] for item in worst), reverse=True)
     picture = cv2.imread(str(grid_path))
     assert picture.shape == (2 * 258 + 2, 2 * (4 * 256 + 2) + 2, 3)  # 3 strips, 2 per row
+
+
+def test_eval_refuses_a_store_whose_classes_are_not_the_models(trained):
+    base, run = trained
+    result = CliRunner().invoke(eval_main, [str(run), "--labels", str(base / "labels.zarr"), "--model-classes", "hair"])
+    assert result.exit_code == 2
+    assert "classes (background / face / hair) are not the store's (background / face / occlusion)" in result.output
 
 
 def test_worst_grid_needs_a_store(trained):

@@ -147,20 +147,27 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out
               help="With --labels: draw the images with the most wrong pixels here (PNG; image | truth | "
                    "prediction | errors: cyan missed face, magenta false face, orange other).")
 @click.option("--worst", "worst_count", default=16, show_default=True, help="Images in --worst-grid.")
+@click.option("--model-classes", type=click.Choice(["auto", "hair", "occlusion"]), default="auto", show_default=True,
+              help="The model's classes: 'hair' background / face / hair (svc-train --lfw-parts), 'occlusion' "
+                   "background / face / occlusion (a teacher); 'auto' reads a checkpoint's and takes an exported "
+                   "file's to be the data's. Scored on LFW, a model with other classes than LFW's is scored face "
+                   "vs rest; on a store, refused.")
 def eval_main(model, lfw_root, split, size, batch_size, num_workers, max_images, device, json_path,
-              store_path, flip_average, worst_grid, worst_count) -> None:
+              store_path, flip_average, worst_grid, worst_count, model_classes) -> None:
     """Score MODEL (a .ckpt checkpoint or run folder, TorchScript .pt, or .onnx) on LFW Part Labels.
 
     One confusion matrix over the whole split: per-class IoU, mean IoU (background
     included), pixel accuracy, per-class and mean recall, and the sparsity error
     (mean |#components(GT) - #components(pred)|, 8-connected, background not counted),
     at 128x128 and at 250x250 (prediction upsampled nearest), beside the published
-    128p numbers and an all-background baseline.
+    128p numbers and an all-background baseline. It prints the classes it compares.
     """
     from labelgen.overlay import write_picture
     from labelgen.store import StoreError
     from train.engine import select_device
-    from train.evaluate import WorstImages, evaluate, evaluate_store, format_store_table, format_table
+    from train.evaluate import (FACE_VS_REST, STORE_CLASSES, WorstImages, classes_to_compare, evaluate, evaluate_store,
+                                format_store_table, format_table)
+    from train.lfw_parts import CLASS_NAMES
     from train.inference import Segmenter
 
     if worst_grid is not None and store_path is None:
@@ -170,6 +177,15 @@ def eval_main(model, lfw_root, split, size, batch_size, num_workers, max_images,
     try:
         segmenter = Segmenter(model, device=select_device(device) if not str(model).endswith(".onnx") else "cpu",
                               flip_average=flip_average)
+        classes = {"hair": CLASS_NAMES, "occlusion": STORE_CLASSES}.get(model_classes, segmenter.class_names)
+        data_classes = CLASS_NAMES if store_path is None else STORE_CLASSES
+        compared = classes_to_compare(classes, data_classes)
+        if store_path is not None and compared != data_classes:
+            raise click.UsageError(f"the model's classes ({' / '.join(classes)}) are not the store's "
+                                   f"({' / '.join(data_classes)}): its occlusion scores would mean nothing")
+        shown = " / ".join(classes) if classes else "not recorded in the file, taken to be the data's"
+        click.echo(f"model classes: {shown}; data classes: {' / '.join(data_classes)}; "
+                   f"compared: {' / '.join(compared)}", err=True)
         if store_path is not None:
             worst = WorstImages(worst_count) if worst_grid is not None else None
             results = evaluate_store(segmenter.predict, store_path, batch_size, progress=True, worst=worst)
@@ -184,7 +200,7 @@ def eval_main(model, lfw_root, split, size, batch_size, num_workers, max_images,
                 json_path.write_text(json.dumps(results, indent=1))
             return
         results = evaluate(segmenter.predict, lfw_root, split, size, batch_size, num_workers, max_images,
-                           progress=True)
+                           progress=True, face_vs_rest=compared == FACE_VS_REST)
     except (OSError, ValueError, RuntimeError, StoreError) as error:
         raise _fail(error) from None
     results["model_path"] = str(model)

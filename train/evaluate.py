@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from labelgen.lfw_parts import FACE
 from train.lfw_parts import CLASS_NAMES, NATIVE_SIZE, default_lfw_parts_root, load_pair, read_split
 from train.metrics import ConfusionMatrix, SparsityMeter, resize_nearest
 from train.models import image_to_tensor
@@ -127,6 +128,7 @@ def evaluate(
     num_workers: int = 2,
     max_images: int | None = None,
     progress: bool = False,
+    face_vs_rest: bool = False,
 ) -> dict:
     """Scores a predictor and the all-background baseline on an LFW Part Labels split.
 
@@ -139,20 +141,26 @@ def evaluate(
         num_workers: DataLoader workers (JPEG decoding).
         max_images: Score only the first images of the split (quick checks).
         progress: Show a progress bar.
+        face_vs_rest: Score two classes, face (class 1 of the model and of LFW) against
+            everything else: for a model whose other classes are not LFW's (a
+            background / face / occlusion teacher has no hair class).
 
     Returns:
-        ``{"model": {size: scores, 250: scores}, "all_background": {...}, "split", "images"}``,
-        scores as in :meth:`SegmentationScores.compute`.
+        ``{"model": {size: scores, 250: scores}, "all_background": {...}, "split", "images",
+        "classes"}``, scores as in :meth:`SegmentationScores.compute`.
     """
     from tqdm import tqdm
 
     dataset = LFWEvalSet(root, split, size, max_images)
     keys = (size, NATIVE_SIZE)
-    ours = {k: SegmentationScores() for k in keys}
-    trivial = {k: SegmentationScores() for k in keys}
+    classes = FACE_VS_REST if face_vs_rest else CLASS_NAMES
+    ours = {k: SegmentationScores(len(classes)) for k in keys}
+    trivial = {k: SegmentationScores(len(classes)) for k in keys}
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
     for images, gt_small, gt_native in tqdm(loader, desc=f"evaluating {split}", disable=not progress, leave=False):
         pred = predict(images).cpu()
+        if face_vs_rest:  # class 1 is face for every model (the teacher convention) and in LFW
+            pred, gt_small, gt_native = (pred == 1).long(), (gt_small == FACE).long(), (gt_native == FACE).long()
         ours[size].update(pred, gt_small)
         ours[NATIVE_SIZE].update(resize_nearest(pred, NATIVE_SIZE), gt_native)
         trivial[size].update(torch.zeros_like(gt_small), gt_small)
@@ -160,6 +168,7 @@ def evaluate(
     return {
         "split": split,
         "images": len(dataset),
+        "classes": list(classes),
         "model": {str(k): v.compute() for k, v in ours.items()},
         "all_background": {str(k): v.compute() for k, v in trivial.items()},
     }
@@ -280,8 +289,6 @@ def table_rows(class_names: tuple[str, ...] = CLASS_NAMES) -> list[tuple[str, st
             + [("sparsity", "component error |#GT - #pred|")])
 
 
-ROWS = table_rows()
-
 
 def _render(title: str, columns: list[tuple[str, dict]], rows: list[tuple[str, str]], footer: str = "") -> str:
     width = max(len(label) for _, label in rows) + 2
@@ -299,18 +306,32 @@ def _render(title: str, columns: list[tuple[str, dict]], rows: list[tuple[str, s
 
 
 def format_table(results: dict) -> str:
-    """The results side by side with the published 128p reference, as plain text."""
+    """The results side by side with the published 128p reference (same classes only), as plain text."""
     size = next(iter(results["model"]))
-    columns = [("published 128p", PUBLISHED_128),
-               (f"ours {size}p", _row_values(results["model"][size])),
-               (f"ours {NATIVE_SIZE}p", _row_values(results["model"][str(NATIVE_SIZE)])),
-               (f"all-bg {size}p", _row_values(results["all_background"][size])),
-               (f"all-bg {NATIVE_SIZE}p", _row_values(results["all_background"][str(NATIVE_SIZE)]))]
-    title = f"LFW Part Labels {results['split']} split, {results['images']} images, one confusion matrix"
-    return _render(title, columns, ROWS, SUPERPIXEL_NOTE)
+    classes = tuple(results.get("classes", CLASS_NAMES))
+    columns = [("published 128p", PUBLISHED_128)] if classes == CLASS_NAMES else []
+    columns += [(f"{name} {key}p", _row_values(results[part][key], classes))
+                for name, part in (("ours", "model"), ("all-bg", "all_background"))
+                for key in (size, str(NATIVE_SIZE))]
+    title = (f"LFW Part Labels {results['split']} split, {results['images']} images, classes "
+             f"{' / '.join(classes)}, one confusion matrix")
+    return _render(title, columns, table_rows(classes), SUPERPIXEL_NOTE)
 
 
 STORE_CLASSES = ("background", "face", "occlusion")
+FACE_VS_REST = ("rest", "face")  # what a model and data with different classes share
+
+
+def classes_to_compare(model_classes: tuple[str, ...] | None, data_classes: tuple[str, ...]) -> tuple[str, ...]:
+    """The classes a model is scored on: the data's where the model's agree (or are unknown), else face vs rest.
+
+    Example:
+        >>> classes_to_compare(("background", "face", "occlusion"), CLASS_NAMES)
+        ('rest', 'face')
+        >>> classes_to_compare(None, CLASS_NAMES) == classes_to_compare(CLASS_NAMES, CLASS_NAMES) == CLASS_NAMES
+        True
+    """
+    return data_classes if model_classes is None or tuple(model_classes) == tuple(data_classes) else FACE_VS_REST
 
 
 FACE_REGION_ROWS = [("iou_face_in", "IoU face, in true face region (%)"),

@@ -16,12 +16,27 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from train.checkpoint import CHECKPOINT_SUFFIX, model_from_checkpoint, resolve_checkpoint
+from train.checkpoint import CHECKPOINT_SUFFIX, load_checkpoint, model_from_checkpoint, resolve_checkpoint
+from train.evaluate import STORE_CLASSES
+from train.lfw_parts import CLASS_NAMES as LFW_CLASSES
 from train.models import flip_averaged_logits, normalize_image
+
+
+def trained_classes(config: dict) -> tuple[str, ...]:
+    """Class names of a model ``svc-train`` made with ``config`` (a checkpoint's saved config).
+
+    Example:
+        >>> trained_classes({"lfw_parts": True, "occlude": False}), trained_classes({"labels": ["s.zarr"]})
+        (('background', 'face', 'hair'), ('background', 'face', 'occlusion'))
+    """
+    return LFW_CLASSES if config.get("lfw_parts") and not config.get("occlude") else STORE_CLASSES
 
 
 class Segmenter:
     """A model file wrapped as ``logits = segmenter(uint8 images)``.
+
+    ``class_names`` are the model's classes where the file records them (training
+    checkpoints), ``None`` for exported TorchScript / ONNX files.
 
     Args:
         path: Checkpoint (file or run folder), TorchScript or ONNX file.
@@ -36,6 +51,7 @@ class Segmenter:
         self.flip_average = flip_average
         self.device = torch.device(device)
         self._session = None
+        self.class_names: tuple[str, ...] | None = None
         if path.suffix == ".onnx":
             import onnxruntime as ort
 
@@ -45,7 +61,9 @@ class Segmenter:
             self._input = self._session.get_inputs()[0].name
             self.module = None
         elif path.is_dir() or path.suffix == CHECKPOINT_SUFFIX:
-            self.module = model_from_checkpoint(resolve_checkpoint(path)).to(self.device)
+            payload = load_checkpoint(resolve_checkpoint(path))
+            self.module = model_from_checkpoint(payload).to(self.device)
+            self.class_names = trained_classes(payload["config"])
         else:
             if not path.is_file():
                 raise FileNotFoundError(f"model not found: {path}")
