@@ -86,14 +86,16 @@ def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, c
 
     if not images and not sample:
         raise click.UsageError("give image paths, or --sample for the embedded sample")
-    jobs: list[tuple[str, callable]] = [(k, (lambda k=k: sample_jpeg(k))) for k in sample_keys()] if sample else []
-    jobs += [(str(path), path.read_bytes) for path in images]
+    # Outputs are named after the file name alone; the sample's keys (photo/variant) both tell, so both stay.
+    jobs = [(key, key.rsplit(".", 1)[0].replace("/", "__"), lambda key=key: sample_jpeg(key))
+            for key in (sample_keys() if sample else [])]
+    jobs += [(str(path), path.stem, path.read_bytes) for path in images]
+    jobs = [(key, stem, read) for (key, _, read), stem in zip(jobs, unique_names([name for _, name, _ in jobs]))]
     out_dir.mkdir(parents=True, exist_ok=True)
     config = ChainConfig(crop_size=crop_size, teacher=_check_teacher(teacher))
     counts: Counter[str] = Counter()
     with LabelChain(config) as chain:
-        for key, read in tqdm(jobs, desc="labelling", unit="img", file=sys.stderr):
-            stem = key.replace("\\", "/").strip("/").replace("/", "__").rsplit(".", 1)[0]
+        for key, stem, read in tqdm(jobs, desc="labelling", unit="img", file=sys.stderr):
             try:
                 data = read()
             except OSError as error:
@@ -113,6 +115,25 @@ def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, c
                            caption(panel, f"{key}  blobs={result.blobs}  pose={result.pose_method}"))
     summary = ", ".join(f"{name}: {count}" for name, count in sorted(counts.items()))
     click.echo(f"labelled {sum(counts.values())} images into {out_dir} ({summary})")
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """``names`` with a numeric suffix on repeats, so that no two images write the same files.
+
+    Example:
+        >>> unique_names(["x", "y", "x", "x-2", "x"])
+        ['x', 'y', 'x-2', 'x-2-2', 'x-3']
+    """
+    taken: set[str] = set()
+    unique = []
+    for name in names:
+        candidate, number = name, 1
+        while candidate in taken:
+            number += 1
+            candidate = f"{name}-{number}"
+        taken.add(candidate)
+        unique.append(candidate)
+    return unique
 
 
 def _check_teacher(teacher: str) -> str:
@@ -160,7 +181,7 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
 @click.option("--prepare-only", is_flag=True, help="Scan the source and create the store, then stop "
               "(first step of batch-array jobs).")
 @click.option("--part", default=None, metavar="K/N",
-              help="Only shards i with i %% N == K: one of N independent batch jobs sharing the store.")
+              help="Only shards i with i % N == K: one of N independent batch jobs sharing the store.")
 def run(source_name, root, source_options, out, teacher, crop_size, shard_size, seed, workers,
         threads_per_worker, scheduler, serial, overwrite, prepare_only, part) -> None:
     """Label a corpus into a sharded Zarr store, in parallel with Dask.

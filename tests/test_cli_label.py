@@ -16,16 +16,29 @@ def test_label_command_writes_png_overlay_and_json(tmp_path, lfw_root):
                                        "--out-dir", str(out)])
     assert result.exit_code == 0, result.output
     assert "ok: 1" in result.output and "decode_error: 1" in result.output and "read_error: 1" in result.output
-    stems = {p.name for p in out.iterdir()}
-    good_stem = str(good).replace("/", "__").strip("_").rsplit(".", 1)[0]
-    assert any(name.endswith(".overlay.png") for name in stems)
+    assert {p.name for p in out.iterdir()} == {"Aaron_Peirsol_0001.json", "Aaron_Peirsol_0001.label.png",
+                                               "Aaron_Peirsol_0001.overlay.png", "broken.json", "missing.json"}
     labels = [p for p in out.iterdir() if p.name.endswith(".label.png")]
     assert len(labels) == 1
     label = cv2.imread(str(labels[0]), cv2.IMREAD_UNCHANGED)
     assert label.shape == (128, 128) and set(np.unique(label)) >= {0, 1}
     records = [json.loads(p.read_text()) for p in out.glob("*.json")]
     assert sorted(r["status"] for r in records) == ["decode_error", "ok", "read_error"]
-    assert good_stem
+
+
+def test_outputs_are_named_after_the_file_name_with_a_suffix_on_clashes(tmp_path):
+    from labelgen.sample import sample_jpeg
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.jpg").write_bytes(sample_jpeg("astronaut/original.jpg"))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["label", str(tmp_path / "a" / "x.jpg"), str(tmp_path / "b" / "x.jpg"),
+                                       "--teacher", "hull", "--out-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} == {f"{stem}.{kind}" for stem in ("x", "x-2")
+                                               for kind in ("json", "label.png", "overlay.png")}
+    assert json.loads((out / "x-2.json").read_text())["key"] == str(tmp_path / "b" / "x.jpg")
 
 
 def test_label_without_inputs_explains_usage():

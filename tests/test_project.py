@@ -109,6 +109,19 @@ def documented_invocations() -> list[tuple[str, list[str]]]:
     return calls
 
 
+def test_help_texts_render_without_printf_escapes():
+    """Click prints help text as written: a ``%%`` meant for printf-style formatting shows doubled."""
+    import click
+
+    for name, command in console_scripts().items():
+        commands = [command, *command.commands.values()] if isinstance(command, click.Group) else [command]
+        for each in commands:
+            text = each.get_help(click.Context(each, info_name=name))
+            assert "%%" not in text, f"{name} {each.name}"
+    run = console_scripts()["labelgen"].commands["run"]
+    assert "i % N == K" in run.get_help(click.Context(run, info_name="run"))
+
+
 def test_documented_commands_use_only_options_that_exist():
     import click
 
