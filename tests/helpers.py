@@ -1,4 +1,4 @@
-"""Small assertion helpers shared by the tests."""
+"""Helpers shared by the tests: the gates of tests that need LFW Part Labels or Chromium, and assertions."""
 from __future__ import annotations
 
 import os
