@@ -291,6 +291,29 @@ class LabelStore:
         done = self.done_shards()
         return [i for i in range(self.shard_count) if i not in done]
 
+    def completeness(self) -> dict:
+        """How far labelling got: shards done and total, rows per status (pending included)."""
+        done = len(self.done_shards())
+        return {"path": str(self.path.absolute()), "shards_done": done, "shards": self.shard_count,
+                "complete": done == self.shard_count, "counts": self.summary()}
+
+    def check_complete(self, allow_incomplete: bool = False) -> dict:
+        """:meth:`completeness`, refusing a store with pending shards unless ``allow_incomplete``.
+
+        A consumer (training, evaluation) would otherwise use whatever part is
+        labelled without a word: a biased sample of the corpus.
+
+        Raises:
+            StoreError: shards are pending and not ``allow_incomplete``.
+        """
+        state = self.completeness()
+        if not state["complete"] and not allow_incomplete:
+            raise StoreError(f"{self.path} is incomplete: {state['shards_done']} of {state['shards']} shards "
+                             f"labelled ({state['counts'].get(Status.PENDING.label, 0)} images pending); finish "
+                             f"it by running the same 'labelgen run' command again, or pass --allow-incomplete "
+                             f"to use the labelled part only")
+        return state
+
     def shard_record(self, index: int) -> dict:
         return json.loads(self._record_path(index).read_text())
 

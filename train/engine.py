@@ -32,6 +32,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from labelgen.occluders import TRAIN_FAMILIES
+from labelgen.store import LabelStore
 from train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from train.data import (
     DEFAULT_BUFFER,
@@ -101,6 +102,9 @@ class TrainConfig:
         init_weights: Start from the model weights of this checkpoint (file or run folder)
             with a fresh optimiser and schedule: fine-tuning, or a second phase at a lower
             ``lr``. Model, width and classes must match. Ignored when resuming.
+        allow_incomplete: Train on stores that still have pending shards (only
+            their labelled rows); refused otherwise. Either way ``config.json``
+            records each store's completeness under ``label_stores``.
     """
 
     out: str
@@ -137,6 +141,7 @@ class TrainConfig:
     cache_lfw: bool = True
     progress: bool = True
     init_weights: str | None = None
+    allow_incomplete: bool = False
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -233,6 +238,10 @@ class TrainingData:
             raise ValueError(f"lfw_split must be one of {LFW_TRAIN_SPLITS}, got {config.lfw_split!r}")
         if config.lfw_split != "train" and not config.lfw_parts:
             raise ValueError("lfw_split chooses LFW Part Labels faces: it needs lfw_parts")
+        # Checked before anything is read: training on a half-labelled store is refused unless
+        # asked for, and how complete each store was goes into config.json either way.
+        self.stores = [LabelStore(path, mode="r").check_complete(config.allow_incomplete)
+                       for path in store_paths(config.labels or []) + ([config.val_labels] if config.val_labels else [])]
         if config.labels:
             self._init_store()
         else:
@@ -439,7 +448,8 @@ class Trainer:
             self.model.load_state_dict(start["model"])
         if self.env.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
+            (self.out / "config.json").write_text(json.dumps({**config.to_dict(), "label_stores": self.data.stores},
+                                                             indent=1))
             self.log = MetricsLog(self.out / "metrics.jsonl", resume_step=self.step if payload else None)
 
     # -- state ----------------------------------------------------------------------------
