@@ -153,7 +153,8 @@ def test_cli_errors_are_clear(tmp_path):
     wrong = runner.invoke(main, ["stats", str(tmp_path / "notastore")])
     assert wrong.exit_code != 0 and "not a Zarr v3 label store" in wrong.output
     wrong_run = runner.invoke(main, ["run", "--source", "sample", "--out", str(tmp_path / "notastore")])
-    assert wrong_run.exit_code != 0 and "not a Zarr v3 label store" in wrong_run.output
+    assert wrong_run.exit_code != 0 and "not a label store" in wrong_run.output
+    assert "labelgen run" not in wrong_run.output  # never tell the user to run what they just ran
     no_teacher = runner.invoke(main, ["run", "--source", "sample", "--out", str(tmp_path / "t.zarr"),
                                       "--teacher", str(tmp_path / "missing.onnx")])
     assert no_teacher.exit_code != 0 and "teacher model not found" in no_teacher.output
