@@ -3,6 +3,11 @@
 decode -> detect -> pose -> contour -> aligned crop -> hull -> teacher ->
 residual -> components -> resize to the output crop size.
 
+:meth:`LabelChain.label_many` labels a batch: the geometry (everything up to
+the hull) per image, then the teacher once over the batch of crops (a
+network runs much faster on a batch), then residual and components per
+image. Labels are the same as image by image (tested).
+
 Labels are computed on a ``work_size`` crop (large enough for the teacher and
 the morphology) and then resized to ``crop_size`` (the training size). Every
 failure becomes a :class:`~labelgen.status.Status` code with a message.
@@ -27,7 +32,8 @@ from labelgen.stages.hull import fill_convex_hull
 from labelgen.stages.pose import PoseEstimator
 from labelgen.stages.residual import MorphologyConfig, occlusion_residual
 from labelgen.stages.teacher import Teacher, load_teacher
-from labelgen.status import StageError, Status
+from labelgen.teachers import DEFAULT_TEACHER
+from labelgen.status import StageError, Status, read_status
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,8 @@ class ChainConfig:
         detect_max_side: images are downscaled to this longest side for detection.
         detect_threshold: CenterFace confidence threshold.
         min_blob_fraction: occlusion blobs under this fraction of the face region are dropped.
-        teacher: ``classical``, ``hull`` or a model path.
+        teacher: a shipped teacher's name (default ``faceocc-w05-v1``), ``classical``,
+            ``hull`` or a model path.
     """
 
     crop_size: int = 128
@@ -55,7 +62,7 @@ class ChainConfig:
     detect_max_side: int = 640
     detect_threshold: float = 0.5
     min_blob_fraction: float = 0.01
-    teacher: str = "classical"
+    teacher: str = DEFAULT_TEACHER
     contour: ContourConfig = field(default_factory=ContourConfig)
     morphology: MorphologyConfig = field(default_factory=MorphologyConfig)
 
@@ -98,8 +105,8 @@ class LabelResult:
 
     @classmethod
     def unreadable(cls, key: str, error: Exception) -> "LabelResult":
-        """The result for an image whose bytes could not be read (missing file, I/O error)."""
-        return cls(key=key, status=Status.READ_ERROR, message=f"{type(error).__name__}: {error}")
+        """The result for an image whose bytes could not be read (missing file, permission, not a file)."""
+        return cls(key=key, status=read_status(error), message=f"{type(error).__name__}: {error}")
 
     @property
     def ok(self) -> bool:
@@ -143,8 +150,11 @@ class FaceGeometry:
     hull: np.ndarray
 
 
+TEACHER_BATCH = 32  # crops per teacher call: most of a network's batch speed-up, little memory
+
+
 class LabelChain:
-    """Holds the models (loaded once) and labels images one at a time.
+    """Holds the models (loaded once) and labels images, one at a time or in batches.
 
     Example:
         >>> from labelgen.sample import sample_image
@@ -154,11 +164,13 @@ class LabelChain:
         ('ok', (128, 128), True)
     """
 
-    def __init__(self, config: ChainConfig = ChainConfig(), teacher: Teacher | None = None):
+    def __init__(self, config: ChainConfig = ChainConfig(), teacher: Teacher | None = None,
+                 teacher_batch: int = TEACHER_BATCH):
         self.config = config
         self.detector = CenterFaceDetector(max_side=config.detect_max_side, threshold=config.detect_threshold)
         self.pose_estimator = PoseEstimator()
         self.teacher = teacher if teacher is not None else load_teacher(config.teacher)
+        self.teacher_batch = teacher_batch
 
     def close(self) -> None:
         self.pose_estimator.close()
@@ -179,21 +191,46 @@ class LabelChain:
                 loose boxes); when given, detection is skipped and
                 ``faces_seen`` is -1 (unknown).
         """
-        result = LabelResult(key=key)
+        return self.label_many([(key, data, box_hint)])[0]
 
-        def decode_and_label() -> None:
+    def label_many(self, images: Sequence[tuple[str, bytes, tuple]]) -> list[LabelResult]:
+        """Label many encoded images, ``(key, data, box_hint)`` each; the teacher sees them in batches.
+
+        Per image: decode, detection, pose, contour, crop and hull. Then the
+        teacher over batches of ``teacher_batch`` crops, then residual and
+        components per image. The labels equal those of :meth:`label_bytes`
+        image by image; each image's ``teacher`` timing is its share of its
+        batch. Never raises.
+        """
+        results = [LabelResult(key=key) for key, _, _ in images]
+        for start in range(0, len(images), self.teacher_batch):
+            group = range(start, min(start + self.teacher_batch, len(images)))
+            geometries = {i: self._decoded_geometry(images[i][1], results[i], images[i][2]) for i in group}
+            ready = [i for i in group if geometries[i] is not None]
+            masks = self._teach(self.teacher, [geometries[i] for i in ready], [results[i] for i in ready])
+            for i, visible in zip(ready, masks):
+                if visible is not None:
+                    _failures_as_status(results[i], lambda: self._occlusions(results[i], geometries[i], visible))
+        return results
+
+    def _decoded_geometry(self, data: bytes, result: LabelResult, box_hint: tuple) -> FaceGeometry | None:
+        """Decode and :meth:`_geometry`; ``None`` (with the result's status set) when the image fails."""
+        geometry: list[FaceGeometry] = []
+
+        def decode_and_measure() -> None:
             with _timed(result, "decode"):
                 rgb = decode_image(data)
-            self._label(rgb, result, box_hint)
+            geometry.append(self._geometry(rgb, result, box_hint))
 
-        return _failures_as_status(result, decode_and_label)
+        _failures_as_status(result, decode_and_measure)
+        return geometry[0] if geometry else None
 
     def label_image(self, rgb: np.ndarray, key: str = "", box_hint: tuple = ()) -> LabelResult:
         """Label an already decoded ``uint8`` RGB image. Never raises."""
-        result = LabelResult(key=key)
-        return _failures_as_status(result, lambda: self._label(rgb, result, box_hint))
+        return self.label_image_by_teachers(rgb, [self.teacher], key, box_hint)[0]
 
-    def label_image_by_teachers(self, rgb: np.ndarray, teachers: Sequence[Teacher], key: str = "") -> list[LabelResult]:
+    def label_image_by_teachers(self, rgb: np.ndarray, teachers: Sequence[Teacher], key: str = "",
+                                box_hint: tuple = ()) -> list[LabelResult]:
         """Label one image once per teacher, sharing detection, pose, contour, crop and hull.
 
         For comparing teachers: each sees exactly the same face region, and the
@@ -205,15 +242,14 @@ class LabelChain:
         """
         shared = LabelResult(key=key)
         geometry: list[FaceGeometry] = []
-        _failures_as_status(shared, lambda: geometry.append(self._geometry(rgb, shared)))
+        _failures_as_status(shared, lambda: geometry.append(self._geometry(rgb, shared, box_hint)))
         results = [copy.deepcopy(shared) for _ in teachers]
         if geometry:
             for result, teacher in zip(results, teachers):
-                _failures_as_status(result, lambda: self._occlusions(result, geometry[0], teacher))
+                visible = self._teach(teacher, geometry, [result])[0]
+                if visible is not None:
+                    _failures_as_status(result, lambda: self._occlusions(result, geometry[0], visible))
         return results
-
-    def _label(self, rgb: np.ndarray, result: LabelResult, box_hint: tuple = ()) -> None:
-        self._occlusions(result, self._geometry(rgb, result, box_hint), self.teacher)
 
     def _geometry(self, rgb: np.ndarray, result: LabelResult, box_hint: tuple = ()) -> FaceGeometry:
         """Detection, pose, contour, aligned crop and hull: everything before the teacher."""
@@ -253,21 +289,37 @@ class LabelChain:
             raise StageError(Status.POSE_FAILED, "projected face region is (almost) empty")
         return FaceGeometry(work, work_image, hull)
 
-    def _occlusions(self, result: LabelResult, geometry: FaceGeometry, teacher: Teacher) -> None:
-        """Teacher, residual and components on the crop: the label map and the result's final fields."""
+    @staticmethod
+    def _teach(teacher: Teacher, geometries: Sequence[FaceGeometry],
+               results: Sequence[LabelResult]) -> list[np.ndarray | None]:
+        """The teacher's visible-face mask per crop, in one batch when the teacher can batch.
+
+        A teacher that fails on the batch is asked image by image, so one bad
+        crop costs only its own label; an image the teacher fails on gets
+        ``teacher_failed`` (or the status the teacher chose) and ``None``.
+        """
+        if not geometries:
+            return []
+        crops, hulls = [g.image for g in geometries], [g.hull for g in geometries]
+        batch = getattr(teacher, "batch", None)
+        if batch is not None and len(geometries) > 1:
+            start = time.perf_counter()
+            try:
+                masks = [np.asarray(mask, bool) for mask in batch(crops, hulls)]
+            except Exception:  # retried image by image below, where each failure gets its own status
+                masks = None
+            if masks is not None and all(m.shape == g.hull.shape for m, g in zip(masks, geometries)):
+                share = (time.perf_counter() - start) / len(geometries)
+                for result in results:
+                    result.timings["teacher"] = result.timings.get("teacher", 0.0) + share
+                return masks
+        return [_failures_as_status_value(result, lambda: _one_mask(teacher, crop, hull, result))
+                for result, crop, hull in zip(results, crops, hulls)]
+
+    def _occlusions(self, result: LabelResult, geometry: FaceGeometry, visible: np.ndarray) -> None:
+        """Residual and components from the teacher's mask: the label map and the result's final fields."""
         config = self.config
         work, work_image, hull = geometry.crop, geometry.image, geometry.hull
-        with _timed(result, "teacher"):
-            try:
-                visible = np.asarray(teacher(work_image, hull), bool)
-            except StageError:
-                raise
-            except Exception as error:
-                raise StageError(Status.TEACHER_FAILED, f"teacher {teacher.name}: "
-                                 f"{type(error).__name__}: {error}") from error
-            if visible.shape != hull.shape:
-                raise StageError(Status.TEACHER_FAILED, f"teacher returned a {visible.shape} mask "
-                                 f"for a {hull.shape} crop")
         with _timed(result, "residual"):
             face_height = config.work_size / config.crop_scale
             residual = occlusion_residual(hull, visible, face_height, config.morphology)
@@ -279,6 +331,28 @@ class LabelChain:
             result.crop = work.resized(config.crop_size)
         result.blobs = int(max(0, int(labels.max()) - 1))
         result.status = Status.OK
+
+
+def _one_mask(teacher: Teacher, crop: np.ndarray, hull: np.ndarray, result: LabelResult) -> np.ndarray:
+    """The teacher on one crop, its failures as ``teacher_failed``."""
+    with _timed(result, "teacher"):
+        try:
+            visible = np.asarray(teacher(crop, hull), bool)
+        except StageError:
+            raise
+        except Exception as error:
+            raise StageError(Status.TEACHER_FAILED, f"teacher {teacher.name}: "
+                             f"{type(error).__name__}: {error}") from error
+    if visible.shape != hull.shape:
+        raise StageError(Status.TEACHER_FAILED, f"teacher returned a {visible.shape} mask for a {hull.shape} crop")
+    return visible
+
+
+def _failures_as_status_value(result: LabelResult, work):
+    """``work()``'s value, or ``None`` with the failure recorded in ``result`` (see :func:`_failures_as_status`)."""
+    value: list = []
+    _failures_as_status(result, lambda: value.append(work()))
+    return value[0] if value else None
 
 
 def _failures_as_status(result: LabelResult, work) -> LabelResult:

@@ -8,6 +8,7 @@ Commands:
   label   run the chain on single images (no Dask) and write PNGs + JSON
   synth   paste occluders on LFW Part Labels faces: images with exact labels
   eval-labels  score teachers' pseudo-labels against exact synthetic ground truth
+  teachers     the teachers that ship with labelgen, with their headline numbers
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import cv2
 import numpy as np
 
 from labelgen.lfw_parts import DEFAULT_ROOT_HELP
+from labelgen.teachers import DEFAULT_TEACHER
 
 
 def _write_picture(path: Path, picture: np.ndarray) -> None:
@@ -59,14 +61,18 @@ def main() -> None:
     """
 
 
+_TEACHER_HELP = ("Which teacher says what of the face region is visible face: a shipped model by name "
+                 "(default; 'labelgen teachers' lists them), 'hull' (no occlusions), 'classical' (weak "
+                 "skin-colour baseline) or a .onnx/.pt model file.")
+
+
 @main.command()
 @_verbose_option
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--sample", is_flag=True, help="Label the embedded sample images (no files needed).")
 @click.option("--out-dir", type=click.Path(path_type=Path), default=Path("labels_out"), show_default=True,
               help="Folder for <name>.label.png, <name>.overlay.png and <name>.json per image.")
-@click.option("--teacher", default="classical", show_default=True,
-              help="'classical' (skin model + GrabCut), 'hull' (no occlusions) or a .onnx/.pt model path.")
+@click.option("--teacher", default=DEFAULT_TEACHER, show_default=True, help=_TEACHER_HELP)
 @click.option("--crop-size", default=128, show_default=True, help="Side of the output face crop and label map.")
 def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, crop_size: int) -> None:
     """Label single IMAGES (or the embedded --sample) without Dask.
@@ -137,14 +143,22 @@ def unique_names(names: list[str]) -> list[str]:
 
 
 def _check_teacher(teacher: str) -> str:
-    """Fail early, before any work is sent to workers, when the teacher cannot be loaded."""
+    """Load the teacher once, before any work is sent to workers: a bad model fails here, not in every shard.
+
+    Returns the teacher as the job records it: a name, or a model file's absolute path.
+    """
     from labelgen.stages.teacher import load_teacher
+    from labelgen.teachers import is_shipped
 
     try:
         load_teacher(teacher)
     except (ValueError, OSError, RuntimeError) as error:
         raise click.BadParameter(str(error), param_hint="--teacher") from error
-    return teacher if teacher in ("classical", "hull") else str(Path(teacher).resolve())
+    if teacher == "classical":
+        click.echo("note: the 'classical' teacher is a weak baseline (skin colour + GrabCut: hands read as "
+                   f"face, eyes and beards as occlusion); the default '{DEFAULT_TEACHER}' is far better "
+                   "(docs/teacher.md)", err=True)
+    return teacher if teacher in ("classical", "hull") or is_shipped(teacher) else str(Path(teacher).resolve())
 
 
 def _parse_options(pairs: tuple[str, ...]) -> dict:
@@ -167,10 +181,11 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
 @click.option("--source-option", "source_options", multiple=True, metavar="NAME=VALUE",
               help="Reader option, e.g. bbox_csv=/data/vggface2/loose_bb_train.csv or identity_from_folder=true.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The Zarr store to create or resume.")
-@click.option("--teacher", default="classical", show_default=True,
-              help="'classical', 'hull' (no occlusions) or a .onnx/.pt segmentation model.")
+@click.option("--teacher", default=DEFAULT_TEACHER, show_default=True, help=_TEACHER_HELP)
 @click.option("--crop-size", default=128, show_default=True, help="Side of the stored crops and label maps.")
-@click.option("--shard-size", default=256, show_default=True, help="Images per shard (one Dask task each).")
+@click.option("--shard-size", type=int, default=None,
+              help="Images per shard (one Dask task each). Default: min(256, images / (4 x workers x threads)), "
+                   "so every worker gets several shards; a resumed store keeps the size it was made with.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the manifest's shuffle.")
 @click.option("--workers", default=2, show_default=True, help="Local Dask worker processes.")
 @click.option("--threads-per-worker", default=1, show_default=True,
@@ -182,15 +197,19 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
               "(first step of batch-array jobs).")
 @click.option("--part", default=None, metavar="K/N",
               help="Only shards i with i % N == K: one of N independent batch jobs sharing the store.")
+@click.option("--wait-notice", "wait_notice_s", type=float, default=30.0, hidden=True,
+              help="Seconds without workers before saying the run is waiting for them.")
 def run(source_name, root, source_options, out, teacher, crop_size, shard_size, seed, workers,
-        threads_per_worker, scheduler, serial, overwrite, prepare_only, part) -> None:
+        threads_per_worker, scheduler, serial, overwrite, prepare_only, part, wait_notice_s) -> None:
     """Label a corpus into a sharded Zarr store, in parallel with Dask.
 
     The source is scanned once into a manifest (shuffled with --seed so each
     shard mixes identities). Each shard of --shard-size images is one task;
     a task writes its rows and then a completion record. Re-running the same
     command resumes: only shards without a record are done. A different job
-    on the same --out is refused unless --overwrite.
+    on the same --out is refused unless --overwrite. One run at a time works
+    on a store (a --part K/N run on its part); Ctrl-C or SIGTERM stops it
+    cleanly (exit code 130 / 143) and the same command resumes.
 
     \b
     Examples:
@@ -200,33 +219,81 @@ def run(source_name, root, source_options, out, teacher, crop_size, shard_size, 
           --source-option bbox_csv=/data/vggface2/bb_landmark/loose_bb_train.csv --out vgg.zarr
     """
     from labelgen.chain import ChainConfig
-    from labelgen.pipeline import Job, prepare_store, run_job
-    from labelgen.sources import SourceError
-    from labelgen.store import StoreError
+    from labelgen.pipeline import Interrupted, Job, signals_stop_the_run
 
     if source_name != "sample" and root is None:
         raise click.UsageError(f"--source {source_name} needs --root (the corpus location)")
     teacher = _check_teacher(teacher)
+    part_of = _parse_part(part)
     job = Job(source_name, None if source_name == "sample" else str(root.resolve()), _parse_options(source_options),
               ChainConfig(crop_size=crop_size, teacher=teacher), shard_size, seed)
+    store = None
     try:
-        store = prepare_store(out, job, overwrite=overwrite)
+        with signals_stop_the_run():
+            store = _prepare_locked(out, job, overwrite, part_of, 1 if serial else workers * threads_per_worker)
+            try:
+                _run_prepared(store, out, part_of, prepare_only, workers, threads_per_worker, scheduler, serial,
+                              wait_notice_s)
+            finally:
+                store.lock.release()
+    except Interrupted as stop:
+        if store is None:
+            click.echo("\ninterrupted before the store was made; run the same command to start again", err=True)
+        else:
+            shards = [i for i in range(store.shard_count) if part_of is None or i % part_of[1] == part_of[0]]
+            done = len(store.done_shards() & set(shards))
+            click.echo(f"\ninterrupted: {done} of {len(shards)} shards done; run the same command to resume",
+                       err=True)
+        sys.exit(stop.exit_code)
+
+
+def _prepare_locked(out: Path, job, overwrite: bool, part: tuple[int, int] | None, slots: int):
+    """The store for ``job`` at ``out``, created or reopened, with this run's lock held; clear errors otherwise."""
+    from labelgen.pipeline import prepare_store
+    from labelgen.sources import SourceError
+    from labelgen.store import StoreError
+
+    try:
+        return prepare_store(out, job, overwrite=overwrite, lock=True, part=part, slots=slots)
     except (SourceError, StoreError) as error:
-        raise click.ClickException(str(error)) from error
-    part_of = _parse_part(part)
-    pending = [i for i in store.pending_shards() if part_of is None or i % part_of[1] == part_of[0]]
-    click.echo(f"{out}: {store.count} images in {store.shard_count} shards, {len(pending)} to do", err=True)
+        raise click.ClickException(str(error)) from None
+    except OSError as error:  # anything the checks did not foresee about --out: still one line
+        raise click.ClickException(f"cannot use {out}: {error.strerror or error}") from None
+
+
+def _run_prepared(store, out: Path, part: tuple[int, int] | None, prepare_only: bool, workers: int,
+                  threads_per_worker: int, scheduler: str | None, serial: bool, wait_notice_s: float) -> None:
+    from labelgen.pipeline import ClusterError, run_job
+
+    pending = [i for i in store.pending_shards() if part is None or i % part[1] == part[0]]
+    click.echo(f"{out}: {store.count} images in {store.shard_count} shards of {store.shard_size}, "
+               f"{len(pending)} to do", err=True)
+    _echo_scan_report(store.attrs.get("scan_report"), limit=5)
     if prepare_only:
         return
     started = time.perf_counter()
-    summary = run_job(store, workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler,
-                      serial=serial, part=part_of)
+    try:
+        summary = run_job(store, workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler,
+                          serial=serial, part=part, wait_notice_s=wait_notice_s)
+    except ClusterError as error:
+        raise click.ClickException(str(error)) from None
     seconds = time.perf_counter() - started
     done = sum(len(range(*store.shard_rows(i).indices(store.count))) for i in pending)
     sizes = store.stored_bytes()
     click.echo(f"done: {done} images in {seconds:.1f} s ({done / max(seconds, 1e-9):.1f} img/s); "
                f"status: {_format_counts(summary)}; "
                f"{sum(sizes.values()) / max(store.count, 1) / 1024:.1f} KiB per image stored")
+
+
+def _echo_scan_report(report: dict | None, limit: int) -> None:
+    """What the scan could not make rows of (unlistable folders, symlink loops), if anything."""
+    if not report or not report.get("skipped"):
+        return
+    click.echo(f"scan: {report['skipped']} entries could not be scanned (not in the store):", err=True)
+    for path, problem in report["listed"][:limit]:
+        click.echo(f"  {path}: {problem}", err=True)
+    if report["skipped"] > limit:
+        click.echo(f"  ... ('labelgen stats' lists up to {len(report['listed'])})", err=True)
 
 
 def _parse_part(part: str | None) -> tuple[int, int] | None:
@@ -270,6 +337,7 @@ def stats(store_path: Path) -> None:
     status = store.status()
     click.echo(f"{store_path}: {store.count} images, crop {store.crop_size} px, "
                f"{len(store.done_shards())}/{store.shard_count} shards done")
+    _echo_scan_report(store.attrs.get("scan_report"), limit=1000)
     for code, count in zip(*np.unique(status, return_counts=True)):
         click.echo(f"  {Status(int(code)).label:>15} {count:>8}  ({100 * count / store.count:.1f}%)")
     ok = np.flatnonzero(status == Status.OK)
@@ -408,8 +476,9 @@ def synth(split, copies, out, crop_size, seed, families, max_occluders, limit, s
 
 
 @main.command("eval-labels")
-@click.option("--teacher", "teachers", multiple=True, metavar="PATH",
-              help="A teacher to compare with the baselines 'hull' and 'classical' (repeatable): a .onnx/.pt model.")
+@click.option("--teacher", "teachers", multiple=True, metavar="NAME|PATH",
+              help="A teacher to compare with the baselines 'hull' and 'classical' (repeatable): a shipped "
+                   f"teacher's name or a .onnx/.pt model.  [default: {DEFAULT_TEACHER}]")
 @click.option("--limit", default=300, show_default=True, help="First LIMIT faces of the split.")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @click.option("--copies", default=1, show_default=True, help="Occluded copies of each face.")
@@ -428,7 +497,7 @@ def eval_labels(teachers, limit, split, copies, seed, families, max_occluders, c
     """Score the labelling chain against exact labels of synthetically occluded LFW faces.
 
     Runs the chain with the teachers 'hull' (no occlusions), 'classical' and
-    each --teacher on the same images (made on the fly by the generator of
+    each --teacher (default: the shipped teacher) on the same images (made on the fly by the generator of
     'labelgen synth'; held-out occluder families on test), maps the exact labels
     into each result's crop and prints one row per teacher: ok rate, face
     IoU, occlusion IoU / recall / precision, both IoUs inside the true face
@@ -443,7 +512,7 @@ def eval_labels(teachers, limit, split, copies, seed, families, max_occluders, c
     """
     from labelgen.quality import comparison_grid, evaluate_teachers, format_table, report_json, teacher_list
 
-    names = teacher_list(teachers)
+    names = teacher_list(teachers or (DEFAULT_TEACHER,))
     examples = [] if grid_path is not None else None
     try:
         report = evaluate_teachers(names, split, limit, copies, seed, _families_option(families),
@@ -462,6 +531,26 @@ def eval_labels(teachers, limit, split, copies, seed, families, max_occluders, c
             raise click.ClickException("no face was labelled ok by every teacher: nothing to draw")
         _write_picture(grid_path, comparison_grid(examples, names))
         click.echo(f"wrote {grid_path} ({len(examples)} faces: truth, {', '.join(names)})")
+
+
+@main.command()
+def teachers() -> None:
+    """List the teachers: the shipped models (the first is the default) and the built-in baselines.
+
+    A teacher decides which part of each face region is visible face, so it
+    decides the quality of every label; the model card of the shipped ones is
+    docs/teacher.md.
+    """
+    from labelgen.teachers import BUILTIN_TEACHERS, shipped_teachers
+
+    for name, teacher in shipped_teachers().items():
+        default = "  (default)" if name == DEFAULT_TEACHER else ""
+        click.echo(f"{name}{default}\n    {teacher.description}\n    sha256 {teacher.sha256}\n"
+                   f"    licence: {teacher.licence}")
+        for measure, value in teacher.headline.items():
+            click.echo(f"    {measure}: {value}")
+    for name, description in BUILTIN_TEACHERS.items():
+        click.echo(f"{name}\n    {description}")
 
 
 if __name__ == "__main__":

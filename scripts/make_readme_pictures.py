@@ -1,10 +1,13 @@
-"""Make the README's picture of ``labelgen report``: the report of the embedded sample, as a browser shows it.
+"""Make the README's pictures of the embedded sample: its labels, and its ``labelgen report`` in a browser.
 
-Usage: python scripts/make_readme_pictures.py [--out docs/images/report.png] [--teacher classical]
+Usage: python scripts/make_readme_pictures.py [--out docs/images/report.png] [--grid docs/images/sample_grid.png]
+       [--teacher NAME]
 
 Labels the embedded sample into a temporary store (``labelgen run --source sample
---serial``), writes its report, screenshots the page in headless Chromium
-(``apt-get install chromium``) and saves it, downscaled, as a PNG under 400 KB.
+--serial``, the default teacher unless ``--teacher``), draws its overlay grid with
+``labelgen show`` (the picture README opens with), writes its report, screenshots
+the page in headless Chromium (``apt-get install chromium``) and saves it,
+downscaled, as a PNG under 400 KB.
 """
 from __future__ import annotations
 
@@ -27,14 +30,20 @@ MAX_BYTES = 400_000
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "images" / "report.png")
+    parser.add_argument("--grid", type=Path, default=REPO / "docs" / "images" / "sample_grid.png")
     parser.add_argument("--teacher", default=None, help="Teacher of the sample run (default: labelgen's default).")
-    parser.add_argument("--width", type=int, default=900, help="Width of the saved picture, pixels.")
+    parser.add_argument("--width", type=int, default=900, help="Width of the saved pictures, pixels.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="svc-pictures-") as folder:
         store, page, shot = Path(folder) / "sample.zarr", Path(folder) / "report.html", Path(folder) / "shot.png"
         teacher = ["--teacher", args.teacher] if args.teacher else []
         labelgen = [sys.executable, "-m", "labelgen.cli"]
         subprocess.run([*labelgen, "run", "--source", "sample", "--serial", "--out", str(store), *teacher], check=True)
+        subprocess.run([*labelgen, "show", str(store), "--n", "16", "--columns", "8", "--out", str(args.grid)],
+                       check=True)
+        grid = cv2.imread(str(args.grid))
+        cv2.imwrite(str(args.grid), cv2.resize(grid, (args.width, round(grid.shape[0] * args.width / grid.shape[1])),
+                                               interpolation=cv2.INTER_AREA), [cv2.IMWRITE_PNG_COMPRESSION, 9])
         subprocess.run([*labelgen, "report", str(store), "--out", str(page)], check=True)
         shown = headless_chromium(page, f"--screenshot={shot}", "--window-size=1280,1900")
         if shown.returncode != 0 or console_messages(shown.stderr):

@@ -19,11 +19,12 @@ from labelgen.cli import main
 from labelgen.pipeline import Job, prepare_store, run_job
 from labelgen.status import Status
 from labelgen.store import LabelStore, StoreError, array_specs
+from labelgen.teachers import DEFAULT_TEACHER
 
 PER_IMAGE_ARRAYS = [name for name in array_specs(128)] + ["key", "locator"]
 
 
-def job_for(corpus, shard_size: int = 4, teacher: str = "classical") -> Job:
+def job_for(corpus, shard_size: int = 4, teacher: str = DEFAULT_TEACHER) -> Job:
     options = {name: str(value) if isinstance(value, Path) else value for name, value in corpus.options.items()}
     return Job(corpus.source, str(corpus.root), options, ChainConfig(teacher=teacher), shard_size, seed=7)
 

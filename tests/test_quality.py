@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from labelgen.cli import main
 from labelgen.quality import comparison_grid, count_components, label_quality, report_json, summarize, teacher_list
+from labelgen.teachers import DEFAULT_TEACHER
 
 GT = np.array([[0, 1, 1, 1, 0],
                [0, 1, 2, 2, 0],
@@ -84,12 +85,12 @@ def test_eval_labels_runs_end_to_end_and_prints_the_table(tmp_path, lfw_root):
                                        "--grid", str(picture), "--grid-rows", "2"])
     assert result.exit_code == 0, result.output
     grid = cv2.imread(str(picture))
-    assert grid.shape == (2 + 2 * 162, 2 + 3 * 162, 3), "2 faces x (truth, hull, classical) cells of 160 px"
+    assert grid.shape == (2 + 2 * 162, 2 + 4 * 162, 3), "2 faces x (truth, hull, classical, default) cells of 160 px"
     rows = {line.split()[0]: line for line in result.output.splitlines() if line.split()}
-    assert {"teacher", "hull", "classical"} <= set(rows) and "occ IoU" in rows["teacher"]
+    assert {"teacher", "hull", "classical", DEFAULT_TEACHER} <= set(rows) and "occ IoU" in rows["teacher"]
     report = json.loads(out.read_text())
     assert report["settings"]["families"] == ["hands", "glasses", "props"]
-    for name in ("hull", "classical"):
+    for name in ("hull", "classical", DEFAULT_TEACHER):
         teacher = report["teachers"][name]
         assert sum(teacher["statuses"].values()) == 5
         assert teacher["counts"].get("images", 0) == teacher["statuses"].get("ok", 0)

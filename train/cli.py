@@ -85,10 +85,13 @@ def _fail(error: Exception) -> click.ClickException:
               help="Start from this checkpoint's (or run folder's) model weights with a fresh optimiser: "
                    "fine-tuning, or a second phase at a lower --lr.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="tqdm progress bar.")
+@click.option("--allow-incomplete", is_flag=True,
+              help="Train on a store whose 'labelgen run' has not finished (its labelled rows only); refused "
+                   "otherwise. config.json records each store's shards done / total and counts per status.")
 def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out, val_fraction, val_labels,
          val_max_images, model_name, width, loss, alpha, beta, epochs, batch_size, max_steps, lr, min_lr, lr_patience,
          image_size, num_workers, buffer_size, seed, device, amp, log_every, keep_checkpoints, resume, init_weights,
-         progress) -> None:
+         progress, allow_incomplete) -> None:
     """Train a face segmenter with the structure-via-consensus loss (Masi et al., CVPR 2020).
 
     Trains on the pseudo-label store (--labels; 0 background, 1 face, >=2 one id per
@@ -117,7 +120,7 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out
         alpha=alpha, beta=beta, epochs=epochs, batch_size=batch_size, max_steps=max_steps, lr=lr, min_lr=min_lr,
         lr_patience=lr_patience, image_size=image_size, num_workers=num_workers, buffer_size=buffer_size,
         seed=seed, device=device, amp=amp, log_every=log_every, keep_checkpoints=keep_checkpoints,
-        progress=progress, init_weights=str(init_weights) if init_weights else None)
+        progress=progress, init_weights=str(init_weights) if init_weights else None, allow_incomplete=allow_incomplete)
     try:
         summary = train(config, resume=str(resume) if resume else None)
     except StoreError as error:
@@ -152,8 +155,11 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out
                    "background / face / occlusion (a teacher); 'auto' reads a checkpoint's and takes an exported "
                    "file's to be the data's. Scored on LFW, a model with other classes than LFW's is scored face "
                    "vs rest; on a store, refused.")
+@click.option("--allow-incomplete", is_flag=True,
+              help="With --labels: score a store with pending shards (its labelled rows only); refused otherwise. "
+                   "The --json report records the store's shards done / total and counts per status.")
 def eval_main(model, lfw_root, split, size, batch_size, num_workers, max_images, device, json_path,
-              store_path, flip_average, worst_grid, worst_count, model_classes) -> None:
+              store_path, flip_average, worst_grid, worst_count, allow_incomplete, model_classes) -> None:
     """Score MODEL (a .ckpt checkpoint or run folder, TorchScript .pt, or .onnx) on LFW Part Labels.
 
     One confusion matrix over the whole split: per-class IoU, mean IoU (background
@@ -163,7 +169,7 @@ def eval_main(model, lfw_root, split, size, batch_size, num_workers, max_images,
     128p numbers and an all-background baseline. It prints the classes it compares.
     """
     from labelgen.overlay import write_picture
-    from labelgen.store import StoreError
+    from labelgen.store import LabelStore, StoreError
     from train.engine import select_device
     from train.evaluate import (FACE_VS_REST, STORE_CLASSES, WorstImages, classes_to_compare, evaluate, evaluate_store,
                                 format_store_table, format_table)
@@ -187,8 +193,10 @@ def eval_main(model, lfw_root, split, size, batch_size, num_workers, max_images,
         click.echo(f"model classes: {shown}; data classes: {' / '.join(data_classes)}; "
                    f"compared: {' / '.join(compared)}", err=True)
         if store_path is not None:
+            completeness = LabelStore(store_path, mode="r").check_complete(allow_incomplete)
             worst = WorstImages(worst_count) if worst_grid is not None else None
             results = evaluate_store(segmenter.predict, store_path, batch_size, progress=True, worst=worst)
+            results["label_store"] = completeness
             click.echo(format_store_table(results))
             if worst is not None:
                 results["worst"] = [{"row": item.row, "wrong_pixels": item.wrong_pixels} for item in worst.items()]
@@ -277,8 +285,9 @@ def predict_main(inputs, model, out_dir, size, device, max_frames) -> None:
 @click.command(context_settings=CONTEXT)
 @click.option("--source", "source_name", required=True, help="Corpus format (as for 'labelgen run').")
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="Corpus root.")
-@click.option("--teacher", required=True, help="Starting teacher: 'classical' or a .pt/.onnx model (e.g. exported "
-              "by svc-export from a supervised run).")
+@click.option("--teacher", default=None, help="Starting teacher: a shipped teacher's name, 'classical' or a .pt/.onnx "
+              "model (e.g. exported by svc-export from a supervised run).  [default: the shipped default teacher, "
+              "see 'labelgen teachers']")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Loop folder: round_<r>/ per round.")
 @click.option("--rounds", default=2, show_default=True, help="At most this many student rounds.")
 @click.option("--width", default=0.25, show_default=True, help="Student FaceOccNet channel multiplier.")
@@ -309,10 +318,13 @@ def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size
     Quality is measured against exact labels of synthetic occlusions on LFW Part Labels' val split,
     with occluder families (hands, glasses, props) that no training set uses. A killed loop resumes.
     """
+    from labelgen.teachers import DEFAULT_TEACHER, is_shipped
     from train.loop import LoopConfig, run_loop
 
+    teacher = teacher or DEFAULT_TEACHER
     config = LoopConfig(source=source_name, root=str(root.resolve()) if root else None, out=str(out),
-                        teacher=teacher if teacher in ("classical", "hull") else str(Path(teacher).resolve()),
+                        teacher=teacher if teacher in ("classical", "hull") or is_shipped(teacher)
+                        else str(Path(teacher).resolve()),
                         rounds=rounds, width=width, epochs=epochs, batch_size=batch_size, max_steps=max_steps,
                         workers=workers, num_workers=num_workers, quality_limit=quality_limit, min_gain=min_gain,
                         extra_labels=tuple(str(path.resolve()) for path in extra_labels), amp=amp, lr=lr,

@@ -3,10 +3,13 @@
 A teacher looks at an aligned face crop (``uint8`` RGB, ``(S, S, 3)``) and the
 face region (boolean ``(S, S)`` hull) and returns a boolean mask of the face
 pixels it can see. Whatever of the hull it does not see becomes the
-occlusion residual. Shipped teachers:
+occlusion residual. Teachers:
 
+- a trained network shipped inside the package, by name (``faceocc-w05-v1``,
+  the default; ``labelgen teachers`` lists them, ``docs/teacher.md`` is the
+  model card), run by onnxruntime on batches of crops.
 - ``hull``: sees the whole hull (no occlusions); the "no teacher" baseline.
-- ``classical`` (default, no weights): a per-face skin-colour model learned
+- ``classical`` (no weights; a weak baseline): a per-face skin-colour model learned
   from the cheeks and nose, refined with GrabCut inside the hull. Known
   failure modes: a hand or skin-coloured occluder reads as face; eyes,
   brows, open mouths and beards can read as occlusion (holes under 3% of the
@@ -14,9 +17,9 @@ occlusion residual. Shipped teachers:
   cheeks and nose are themselves covered, the colour model is learned from
   the occluder.
 - a TorchScript (``.pt``/``.ts``) or ONNX (``.onnx``) segmentation model,
-  given by path. Convention: input ``float32 (1, 3, H, W)``, RGB scaled to
+  given by path. Convention: input ``float32 (N, 3, H, W)``, RGB scaled to
   ``[-1, 1]``, ``H = W = input_size`` (default 128: the crop is resized);
-  output logits ``(1, K, H, W)``; the visible face is ``argmax == face_class``
+  output logits ``(N, K, H, W)``; the visible face is ``argmax == face_class``
   (default 1, as in FaceOccNet: 0 background, 1 face, 2 occlusion/hair).
 """
 from __future__ import annotations
@@ -133,58 +136,148 @@ def to_network_input(image_crop: np.ndarray, input_size: int) -> np.ndarray:
     return (image.astype(np.float32).transpose(2, 0, 1)[None] / 127.5) - 1.0
 
 
+class TeacherModelError(ValueError):
+    """A model file that cannot serve as a teacher (not a model, wrong input or output shape)."""
+
+
+def onnx_providers() -> list[str]:
+    """onnxruntime execution providers: CUDA when ``onnxruntime-gpu`` sees a GPU, always the CPU."""
+    import onnxruntime
+
+    available = onnxruntime.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
 class ModelTeacher:
-    """A segmentation network as teacher: TorchScript (``.pt``, ``.ts``) or ONNX (``.onnx``).
+    """A segmentation network as teacher: ONNX (``.onnx``, run by onnxruntime) or TorchScript (``.pt``, ``.ts``).
+
+    The model is checked when it loads, before any image is labelled: a file
+    that is not a model, or whose output for a ``(1, 3, S, S)`` input is not
+    ``(1, K, S, S)`` logits with ``K > face_class``, raises
+    :class:`TeacherModelError`. :meth:`batch` runs many crops in one call
+    (ONNX exports of ``svc-export`` have a dynamic batch axis); each crop's
+    mask is the same as when it is run alone (tested).
 
     Args:
         path: the model file.
-        input_size: side of the square network input.
+        input_size: side of the square network input; ``None``: the ONNX
+            file's fixed input side if it declares one, else 128.
         face_class: output channel that means "visible face".
+        name: the name recorded in results (default: the file name).
+        threads: onnxruntime intra-op threads (1 in Dask workers: parallelism comes from the workers).
+
+    Example:
+        >>> from labelgen.teachers import DEFAULT_TEACHER, shipped_teacher_file
+        >>> teacher = ModelTeacher(shipped_teacher_file(DEFAULT_TEACHER), name=DEFAULT_TEACHER)
+        >>> crop, hull = np.full((256, 256, 3), 128, np.uint8), np.ones((256, 256), bool)
+        >>> [mask.shape for mask in teacher.batch([crop, crop], [hull, hull])]
+        [(256, 256), (256, 256)]
     """
 
-    def __init__(self, path: str | Path, input_size: int = 128, face_class: int = 1):
+    def __init__(self, path: str | Path, input_size: int | None = None, face_class: int = 1,
+                 name: str | None = None, threads: int = 1):
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"teacher model not found: {self.path}")
-        self.name = self.path.name
-        self.input_size = input_size
+        self.name = name or self.path.name
+        self.input_size = input_size or 128
+        self.input_size_given = input_size is not None
         self.face_class = face_class
         if self.path.suffix == ".onnx":
-            self._net = cv2.dnn.readNetFromONNX(str(self.path))
-            self._run = self._run_onnx
+            self._run = self._onnx_runner(threads)
         else:
-            import torch
+            self._run = self._torchscript_runner()
+        self._check_output()
 
-            self._module = torch.jit.load(str(self.path), map_location="cpu").eval()
-            self._run = self._run_torchscript
+    def _onnx_runner(self, threads: int):
+        import onnxruntime
 
-    def _run_onnx(self, batch: np.ndarray) -> np.ndarray:
-        self._net.setInput(batch)
-        return self._net.forward()
+        onnxruntime.set_default_logger_severity(3)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            session = onnxruntime.InferenceSession(str(self.path), options, providers=onnx_providers())
+        except Exception as error:  # onnxruntime raises its own exception types for unreadable graphs
+            raise TeacherModelError(f"{self.path} is not a usable ONNX model: {error}") from None
+        declared = session.get_inputs()[0]
+        if not self.input_size_given and isinstance(declared.shape[-1], int):
+            self.input_size = declared.shape[-1]
+        input_name = declared.name
+        return lambda batch: session.run(None, {input_name: batch})[0]
 
-    def _run_torchscript(self, batch: np.ndarray) -> np.ndarray:
+    def _torchscript_runner(self):
         import torch
 
-        with torch.inference_mode():
-            return self._module(torch.from_numpy(batch)).numpy()
+        try:
+            module = torch.jit.load(str(self.path), map_location="cpu").eval()
+        except Exception as error:  # torch raises RuntimeError or pickle errors for non-TorchScript files
+            raise TeacherModelError(f"{self.path} is not a TorchScript model: {error}") from None
+
+        def run(batch: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return module(torch.from_numpy(batch)).float().numpy()
+        return run
+
+    def _check_output(self) -> None:
+        """Run one blank input through the model and check the output's shape."""
+        size = self.input_size
+        try:
+            logits = self._run(np.zeros((1, 3, size, size), np.float32))
+        except Exception as error:
+            raise TeacherModelError(f"teacher model {self.path} fails on a (1, 3, {size}, {size}) input: "
+                                    f"{type(error).__name__}: {error}") from None
+        self._check_shape(np.asarray(logits), 1, TeacherModelError)
+
+    def _check_shape(self, logits: np.ndarray, count: int, error: type[Exception]) -> None:
+        size = self.input_size
+        if logits.ndim != 4 or logits.shape[0] != count or logits.shape[1] <= self.face_class \
+                or logits.shape[2:] != (size, size):
+            raise error(f"teacher {self.name} output has shape {tuple(logits.shape)} for {count} input(s) of "
+                        f"{size}x{size}; expected logits ({count}, K>{self.face_class}, {size}, {size})")
+
+    def batch(self, image_crops: list[np.ndarray], hull_masks: list[np.ndarray]) -> list[np.ndarray]:
+        """Visible-face masks of many crops, in one network call."""
+        if not image_crops:
+            return []
+        inputs = np.concatenate([to_network_input(crop, self.input_size) for crop in image_crops])
+        logits = np.asarray(self._run(inputs))
+        self._check_shape(logits, len(image_crops), RuntimeError)
+        faces = logits.argmax(axis=1) == self.face_class
+        masks = []
+        for face, crop, hull in zip(faces, image_crops, hull_masks):
+            size = crop.shape[0]
+            face = cv2.resize(face.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
+            masks.append(face.astype(bool) & hull)
+        return masks
 
     def __call__(self, image_crop: np.ndarray, hull_mask: np.ndarray) -> np.ndarray:
-        logits = self._run(to_network_input(image_crop, self.input_size))
-        if logits.ndim != 4 or logits.shape[0] != 1 or logits.shape[1] <= self.face_class:
-            raise StageError(Status.TEACHER_FAILED, f"teacher output has shape {logits.shape}, "
-                             f"expected (1, K>{self.face_class}, H, W)")
-        face = (logits[0].argmax(axis=0) == self.face_class).astype(np.uint8)
-        size = image_crop.shape[0]
-        face = cv2.resize(face, (size, size), interpolation=cv2.INTER_NEAREST)
-        return face.astype(bool) & hull_mask
+        return self.batch([image_crop], [hull_mask])[0]
 
 
-def load_teacher(spec: str = "classical") -> Teacher:
-    """``"classical"``, ``"hull"``, or a path to a TorchScript/ONNX model file."""
+def load_teacher(spec: str | None = None) -> Teacher:
+    """A teacher by name or path.
+
+    Args:
+        spec: ``None`` (the default shipped teacher), a shipped teacher's name
+            (``labelgen teachers`` lists them), ``"classical"``, ``"hull"``, or a
+            path to an ONNX / TorchScript model file.
+
+    Raises:
+        ValueError: an unknown name; :class:`TeacherModelError` for a file that is not a usable model.
+        FileNotFoundError: a missing model file (for a shipped teacher, the message says how to reinstall).
+    """
+    from labelgen.teachers import DEFAULT_TEACHER, is_shipped, shipped_teacher_file, shipped_teachers
+
+    spec = DEFAULT_TEACHER if spec is None else spec
     if spec == "classical":
         return ClassicalTeacher()
     if spec == "hull":
         return HullTeacher()
+    if is_shipped(spec):
+        shipped = shipped_teachers()[spec]
+        return ModelTeacher(shipped_teacher_file(spec), shipped.input_size, shipped.face_class, name=spec)
     if Path(spec).suffix in (".onnx", ".pt", ".ts", ".pth") or Path(spec).exists():
         return ModelTeacher(spec)
-    raise ValueError(f"unknown teacher {spec!r}: use 'classical', 'hull' or a path to a .onnx/.pt model")
+    names = ", ".join(["classical", "hull", *shipped_teachers()])
+    raise ValueError(f"unknown teacher {spec!r}: use one of {names}, or a path to a .onnx/.pt model")

@@ -1,0 +1,103 @@
+"""The teachers that ship inside labelgen, by name.
+
+A teacher says which part of the face region is visible face (see
+:mod:`labelgen.stages.teacher`). Two need no weights (``hull``, ``classical``);
+the trained ones are ONNX files in this folder, listed with their sha256 and
+headline numbers in ``registry.json`` and documented in ``docs/teacher.md``
+(the model card). Files are found with :mod:`importlib.resources`, so they
+work from a wheel as well as from a source checkout; nothing is downloaded.
+
+Example:
+    >>> DEFAULT_TEACHER in shipped_teachers()
+    True
+    >>> shipped_teacher_file(DEFAULT_TEACHER).suffix
+    '.onnx'
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from labelgen.models import ModelFileMissing, file_sha256
+
+REINSTALL = ("reinstall the package: 'pip install --force-reinstall --no-deps structure-via-consensus', "
+             "or in a source checkout 'git checkout -- labelgen/teachers && pip install -e .'")
+
+BUILTIN_TEACHERS = {
+    "hull": "the whole face region is visible face: labels without occlusions (a baseline)",
+    "classical": "skin-colour model + GrabCut, no weights: a weak baseline (hands read as face, "
+                 "eyes and beards as occlusion)",
+}
+
+
+@dataclass(frozen=True)
+class ShippedTeacher:
+    """One trained teacher of ``registry.json``.
+
+    Attributes:
+        name: short versioned name (``faceocc-w05-v1``), what ``--teacher`` takes.
+        file: file name inside this package.
+        sha256: hash of the file; a file that does not match is refused.
+        description: one line on what the model is.
+        input_size: side of the square network input.
+        classes: names of the output channels, in order.
+        face_class: output channel that means "visible face".
+        headline: a few measured numbers, as text (the model card says how they were measured).
+        quality_guard: what ``tests/test_shipped_teacher.py`` holds the file to: the chain's
+            pooled IoUs on the first ``faces`` synthetic val faces with held-out occluder
+            ``families`` (``labelgen eval-labels --split val``), as measured for the card.
+        licence: terms the weights carry.
+    """
+
+    name: str
+    file: str
+    sha256: str
+    description: str
+    input_size: int = 128
+    classes: tuple[str, ...] = ("background", "face", "occlusion")
+    face_class: int = 1
+    headline: dict = field(default_factory=dict)
+    quality_guard: dict = field(default_factory=dict)
+    licence: str = ""
+
+
+@lru_cache(maxsize=None)
+def _registry() -> dict:
+    return json.loads(resources.files(__package__).joinpath("registry.json").read_text())
+
+
+def shipped_teachers() -> dict[str, ShippedTeacher]:
+    """Every trained teacher in this package, by name."""
+    return {name: ShippedTeacher(name=name, **{**values, "classes": tuple(values["classes"])})
+            for name, values in _registry()["teachers"].items()}
+
+
+DEFAULT_TEACHER: str = _registry()["default"]
+
+
+def is_shipped(name: str) -> bool:
+    return name in _registry()["teachers"]
+
+
+def shipped_teacher_file(name: str, verify: bool = True) -> Path:
+    """Path of a shipped teacher's model file.
+
+    Args:
+        name: a name of :func:`shipped_teachers`.
+        verify: check the file's sha256 against the registry.
+
+    Raises:
+        KeyError: ``name`` is not a shipped teacher.
+        ModelFileMissing: the file is missing or damaged (the message says how to reinstall).
+    """
+    teacher = shipped_teachers()[name]
+    path = Path(str(resources.files(__package__).joinpath(teacher.file)))
+    if not path.is_file():
+        raise ModelFileMissing(f"the shipped teacher {name} ({path}) is missing; {REINSTALL}")
+    if verify and file_sha256(str(path)) != teacher.sha256:
+        raise ModelFileMissing(f"the shipped teacher {name} ({path}) does not match its sha256 "
+                               f"{teacher.sha256[:12]}...: the file is damaged or was replaced; {REINSTALL}")
+    return path
