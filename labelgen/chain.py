@@ -150,7 +150,7 @@ class FaceGeometry:
     hull: np.ndarray
 
 
-TEACHER_BATCH = 32  # crops per teacher call: most of a network's batch speed-up, little memory
+TEACHER_BATCH = 32  # crops per teacher call: pays on a GPU; on one CPU thread the size hardly matters (docs/teacher.md)
 
 
 class LabelChain:
