@@ -8,8 +8,10 @@
 #   3. svc-export of the last phase's best checkpoint to ONNX with flip test-time averaging built in
 #      (dynamic batch axis), written into the package with its sha256.
 #
-# Seeds are fixed (--seed 0); a rerun on the same CPU kind gives the same checkpoints. Rerunning the script
-# continues a stopped phase where it stopped and skips finished ones. The model card is docs/teacher.md.
+# Seeds are fixed (--seed 0: initialisation, data order, occluders, flips); we have not checked that a full
+# rerun reproduces the shipped file bit for bit (bfloat16 kernels differ across CPUs), so compare a retrain by
+# its numbers (pipelines/evaluate_teacher.sh). Rerunning the script continues a stopped phase where it stopped
+# and skips finished ones. The model card is docs/teacher.md.
 #
 # Usage: pipelines/train_teacher.sh [OUT=out/teacher_recipe] [EPOCHS=60] [WIDTH=0.5] [NAME=faceocc-w05-v1]
 # On a GPU: WIDTH=1.0 (add --batch-size 128 to the svc-train lines for speed).
