@@ -181,7 +181,7 @@ class ModelTeacher:
             raise FileNotFoundError(f"teacher model not found: {self.path}")
         self.name = name or self.path.name
         self.input_size = input_size or 128
-        self.input_size_given = input_size is not None
+        self._input_size_given = input_size is not None
         self.face_class = face_class
         if self.path.suffix == ".onnx":
             self._run = self._onnx_runner(threads)
@@ -201,7 +201,7 @@ class ModelTeacher:
         except Exception as error:  # onnxruntime raises its own exception types for unreadable graphs
             raise TeacherModelError(f"{self.path} is not a usable ONNX model: {error}") from None
         declared = session.get_inputs()[0]
-        if not self.input_size_given and isinstance(declared.shape[-1], int):
+        if not self._input_size_given and isinstance(declared.shape[-1], int):
             self.input_size = declared.shape[-1]
         input_name = declared.name
         return lambda batch: session.run(None, {input_name: batch})[0]
