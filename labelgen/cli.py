@@ -148,7 +148,7 @@ def _check_teacher(teacher: str) -> str:
     Returns the teacher as the job records it: a name, or a model file's absolute path.
     """
     from labelgen.stages.teacher import load_teacher
-    from labelgen.teachers import is_shipped
+    from labelgen.teachers import job_teacher
 
     try:
         load_teacher(teacher)
@@ -158,7 +158,7 @@ def _check_teacher(teacher: str) -> str:
         click.echo("note: the 'classical' teacher is a weak baseline (skin colour + GrabCut: hands read as "
                    f"face, eyes and beards as occlusion); the default '{DEFAULT_TEACHER}' is far better "
                    "(docs/teacher.md)", err=True)
-    return teacher if teacher in ("classical", "hull") or is_shipped(teacher) else str(Path(teacher).resolve())
+    return job_teacher(teacher)
 
 
 def _parse_options(pairs: tuple[str, ...]) -> dict:

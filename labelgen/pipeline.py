@@ -36,7 +36,7 @@ from labelgen.sources import Source, open_source
 from labelgen.status import Status
 from labelgen.store import (DEFAULT_SHARD_SIZE, LabelStore, ManifestEntry, StoreError, StoreLock, array_specs,
                             create_store, shuffled_order)
-from labelgen.teachers import is_shipped, shipped_teacher_file
+from labelgen.teachers import BUILTIN_TEACHERS, is_shipped, shipped_teacher_file
 
 MAX_ERRORS_PER_SHARD = 1000  # messages kept in a shard record; counts are always complete
 
@@ -94,7 +94,7 @@ def model_files(config: ChainConfig) -> dict:
 
 def teacher_file(teacher: str) -> Path | None:
     """The model file behind a teacher name or path; ``None`` for the built-in ones."""
-    if teacher in ("classical", "hull"):
+    if teacher in BUILTIN_TEACHERS:
         return None
     return shipped_teacher_file(teacher) if is_shipped(teacher) else Path(teacher)
 

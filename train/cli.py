@@ -318,13 +318,11 @@ def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size
     Quality is measured against exact labels of synthetic occlusions on LFW Part Labels' val split,
     with occluder families (hands, glasses, props) that no training set uses. A killed loop resumes.
     """
-    from labelgen.teachers import DEFAULT_TEACHER, is_shipped
+    from labelgen.teachers import DEFAULT_TEACHER, job_teacher
     from train.loop import LoopConfig, run_loop
 
-    teacher = teacher or DEFAULT_TEACHER
     config = LoopConfig(source=source_name, root=str(root.resolve()) if root else None, out=str(out),
-                        teacher=teacher if teacher in ("classical", "hull") or is_shipped(teacher)
-                        else str(Path(teacher).resolve()),
+                        teacher=job_teacher(teacher or DEFAULT_TEACHER),
                         rounds=rounds, width=width, epochs=epochs, batch_size=batch_size, max_steps=max_steps,
                         workers=workers, num_workers=num_workers, quality_limit=quality_limit, min_gain=min_gain,
                         extra_labels=tuple(str(path.resolve()) for path in extra_labels), amp=amp, lr=lr,

@@ -82,6 +82,17 @@ def is_shipped(name: str) -> bool:
     return name in _registry()["teachers"]
 
 
+def job_teacher(spec: str) -> str:
+    """How a job records a teacher: a built-in or shipped name as it is, a model file as its absolute path.
+
+    Names keep a store resumable on any machine; a relative path would mean
+    something else in another working directory (a Dask worker's, say).
+    """
+    if spec in BUILTIN_TEACHERS or is_shipped(spec):
+        return spec
+    return str(Path(spec).resolve())
+
+
 def shipped_teacher_file(name: str, verify: bool = True) -> Path:
     """Path of a shipped teacher's model file.
 
