@@ -5,8 +5,8 @@ residual -> components -> resize to the output crop size.
 
 :meth:`LabelChain.label_many` labels a batch: the geometry (everything up to
 the hull) per image, then the teacher once over the batch of crops (a
-network runs much faster on a batch), then residual and components per
-image. Labels are the same as image by image (tested).
+network on a GPU runs much faster on a batch), then residual and components
+per image. Labels are the same as image by image (tested).
 
 Labels are computed on a ``work_size`` crop (large enough for the teacher and
 the morphology) and then resized to ``crop_size`` (the training size). Every
@@ -32,8 +32,8 @@ from labelgen.stages.hull import fill_convex_hull
 from labelgen.stages.pose import PoseEstimator
 from labelgen.stages.residual import MorphologyConfig, occlusion_residual
 from labelgen.stages.teacher import Teacher, load_teacher
-from labelgen.teachers import DEFAULT_TEACHER
 from labelgen.status import StageError, Status, read_status
+from labelgen.teachers import DEFAULT_TEACHER
 
 
 @dataclass(frozen=True)
@@ -215,15 +215,12 @@ class LabelChain:
 
     def _decoded_geometry(self, data: bytes, result: LabelResult, box_hint: tuple) -> FaceGeometry | None:
         """Decode and :meth:`_geometry`; ``None`` (with the result's status set) when the image fails."""
-        geometry: list[FaceGeometry] = []
-
-        def decode_and_measure() -> None:
+        def decode_and_measure() -> FaceGeometry:
             with _timed(result, "decode"):
                 rgb = decode_image(data)
-            geometry.append(self._geometry(rgb, result, box_hint))
+            return self._geometry(rgb, result, box_hint)
 
-        _failures_as_status(result, decode_and_measure)
-        return geometry[0] if geometry else None
+        return _failures_as_status_value(result, decode_and_measure)
 
     def label_image(self, rgb: np.ndarray, key: str = "", box_hint: tuple = ()) -> LabelResult:
         """Label an already decoded ``uint8`` RGB image. Never raises."""
@@ -241,14 +238,13 @@ class LabelChain:
             image fails before the teacher stage).
         """
         shared = LabelResult(key=key)
-        geometry: list[FaceGeometry] = []
-        _failures_as_status(shared, lambda: geometry.append(self._geometry(rgb, shared, box_hint)))
+        geometry = _failures_as_status_value(shared, lambda: self._geometry(rgb, shared, box_hint))
         results = [copy.deepcopy(shared) for _ in teachers]
-        if geometry:
+        if geometry is not None:
             for result, teacher in zip(results, teachers):
-                visible = self._teach(teacher, geometry, [result])[0]
+                visible = self._teach(teacher, [geometry], [result])[0]
                 if visible is not None:
-                    _failures_as_status(result, lambda: self._occlusions(result, geometry[0], visible))
+                    _failures_as_status(result, lambda: self._occlusions(result, geometry, visible))
         return results
 
     def _geometry(self, rgb: np.ndarray, result: LabelResult, box_hint: tuple = ()) -> FaceGeometry:
