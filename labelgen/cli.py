@@ -435,7 +435,7 @@ _FAMILIES_HELP = ("Comma-separated occluder families (objects, polygons, scarves
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="train", show_default=True,
               help="LFW Part Labels split to occlude (test is for evaluation only).")
 @click.option("--copies", default=1, show_default=True, help="Occluded copies of each face.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="The Zarr store to create.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The Zarr store to create (a folder of photos with --photos).")
 @click.option("--size", "crop_size", default=128, show_default=True, help="Side of the stored images and labels.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the occluders and of the manifest's shuffle.")
 @click.option("--families", default=None, help=_FAMILIES_HELP)
@@ -445,7 +445,12 @@ _FAMILIES_HELP = ("Comma-separated occluder families (objects, polygons, scarves
 @click.option("--root", type=click.Path(path_type=Path), default=None,
               help=f"LFW Part Labels folder.  {DEFAULT_ROOT_HELP}")
 @click.option("--overwrite", is_flag=True, help="Delete an existing --out first.")
-def synth(split, copies, out, crop_size, seed, families, max_occluders, limit, shard_size, root, overwrite) -> None:
+@click.option("--photos", is_flag=True,
+              help="Write the occluded photos (250 px JPEG, '<stem>#<copy>.jpg') into the folder --out instead of "
+                   "a store, without their labels: a corpus for 'labelgen run --source folder'. Resumes: files "
+                   "already there are kept.")
+def synth(split, copies, out, crop_size, seed, families, max_occluders, limit, shard_size, root, overwrite,
+          photos) -> None:
     """Write LFW Part Labels faces with pasted occluders and their EXACT labels as a label store.
 
     Same schema as 'labelgen run' (0 background, 1 visible face, >=2 one id
@@ -457,14 +462,23 @@ def synth(split, copies, out, crop_size, seed, families, max_occluders, limit, s
     Examples:
       labelgen synth --split train --copies 4 --out synth_train.zarr
       labelgen synth --split test --out synth_test.zarr --size 128
+      labelgen synth --split train --copies 3 --photos --out occluded_photos/
     """
     import shutil
 
     from labelgen.store import StoreError
-    from labelgen.synth import write_synthetic_store
+    from labelgen.synth import write_synthetic_photos, write_synthetic_store
 
     if overwrite and out.exists():
         shutil.rmtree(out)
+    if photos:
+        try:
+            count = write_synthetic_photos(out, split, copies, seed, _families_option(families), max_occluders,
+                                           root, limit)
+        except (FileNotFoundError, ValueError) as error:
+            raise click.ClickException(str(error)) from error
+        click.echo(f"{out} holds the {count} occluded photos of this split (labels not written)")
+        return
     try:
         store = write_synthetic_store(out, split, copies, seed, _families_option(families), max_occluders,
                                       crop_size, shard_size, root, limit)

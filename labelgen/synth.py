@@ -246,6 +246,42 @@ def parse_key(key: str) -> tuple[str, int]:
     return stem, int(copy)
 
 
+# -- an unlabelled corpus of occluded photos --------------------------------------------------------
+def write_synthetic_photos(folder: str | Path, split: str, copies: int = 1, seed: int = 0,
+                           families: Sequence[str] | None = None, max_occluders: int = 2,
+                           root: str | Path | None = None, limit: int | None = None, quality: int = 95,
+                           progress: bool = True) -> int:
+    """Write the occluded photos of a split as JPEG files (native 250 px), without their labels.
+
+    This is a corpus for ``labelgen run --source folder``: the pipeline labels
+    the photos as it would any web photo, and the exact labels stay unused.
+    Files are ``<stem>#<copy>.jpg``; each is written to a temporary name and
+    renamed, and a file already there is kept, so a stopped call resumes.
+
+    Returns:
+        How many photos the folder holds for this call's keys.
+    """
+    from tqdm import tqdm
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    families = tuple(default_families(split) if families is None else families)
+    kinds_of(families)  # fail on a typo before anything is written
+    keys = [(stem, copy) for stem in split_stems(split, root)[:limit] for copy in range(copies)]
+    for stem, copy in tqdm(keys, unit="img", desc=f"occluding {split}", disable=not progress):
+        path = folder / f"{stem}#{copy}.jpg"
+        if path.exists():
+            continue
+        image, _ = synthetic_pair(split, stem, copy, seed, families, max_occluders, root)
+        ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise RuntimeError(f"JPEG encoding failed for {stem}#{copy}")
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(data.tobytes())
+        partial.rename(path)
+    return len(keys)
+
+
 # -- a store of synthetic pairs ---------------------------------------------------------------------
 def to_store_size(image: np.ndarray, label: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Resize a pair to the store's crop size: image by area, labels by pixel-centre nearest.

@@ -193,3 +193,27 @@ def test_synth_command_refuses_an_unknown_family(tmp_path, lfw_root):
     result = CliRunner().invoke(main, ["synth", "--split", "val", "--limit", "1", "--families", "hats",
                                        "--root", str(lfw_root), "--out", str(tmp_path / "s.zarr")])
     assert result.exit_code != 0 and "unknown occluder families" in result.output
+
+
+def test_synth_photos_writes_the_occluded_photos_without_labels_and_resumes(tmp_path, lfw_root):
+    import cv2
+
+    out = tmp_path / "photos"
+    command = ["synth", "--split", "val", "--limit", "2", "--copies", "2", "--seed", "1", "--photos",
+               "--root", str(lfw_root), "--out", str(out)]
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 0, result.output
+    stems = synth.split_stems("val", lfw_root)[:2]
+    assert sorted(path.name for path in out.iterdir()) == sorted(f"{s}#{c}.jpg" for s in stems for c in (0, 1))
+    # Each file is the generator's photo (JPEG at quality 95: within a few grey levels on average).
+    stem = stems[0]
+    photo = cv2.cvtColor(cv2.imread(str(out / f"{stem}#1.jpg")), cv2.COLOR_BGR2RGB)
+    image, _ = synthetic_pair("val", stem, 1, seed=1, root=lfw_root)
+    assert photo.shape == image.shape and np.abs(photo.astype(int) - image).mean() < 3
+    # A second call keeps the files it finds (resume) and rewrites none.
+    stamps = {path.name: path.stat().st_mtime_ns for path in out.iterdir()}
+    (out / f"{stem}#0.jpg").unlink()
+    assert CliRunner().invoke(main, command).exit_code == 0
+    assert {path.name: path.stat().st_mtime_ns for path in out.iterdir() if path.name != f"{stem}#0.jpg"} == \
+        {name: stamp for name, stamp in stamps.items() if name != f"{stem}#0.jpg"}
+    assert (out / f"{stem}#0.jpg").exists() and not list(out.glob("*.partial"))
