@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The paper's experiment at the scale of one CPU machine (docs/experiments.md reports its numbers):
+#
+#   1. the pseudo-label corpus: LFW Part Labels train+val photos (2,000) plus occluded copies of them made with
+#      the TRAINING occluder families (labelgen synth --photos: photos only, the exact labels are not used),
+#      labelled by `labelgen run` with the shipped default teacher. The test split never enters it;
+#   2. students: FaceOccNet trained on that store with the consensus loss and with cross-entropy (same width,
+#      schedule, epochs and seed), validated on exact labels of the synthetic val split (training families;
+#      drawn with another seed than the corpus's occluded copies);
+#   3. the teacher and every student scored on exact labels of the synthetic test split (held-out families
+#      hands, glasses, props; whole crop and face region), each family alone, and one picture of 16 test faces:
+#      truth | teacher | consensus student | CE student;
+#   4. LFW Part Labels parsing (background / face / hair): consensus and cross-entropy, scored on the test split;
+#   5. the tables (python scripts/paper_tables.py OUT), as in docs/experiments.md.
+#
+# Every step is skipped when its output exists, and a stopped training continues from its last checkpoint, so
+# rerunning the script resumes it. Raising an EPOCHS setting and rerunning continues those runs to the new count.
+#
+# Usage: pipelines/paper_experiment.sh [OUT=out/paper]
+# Settings (environment): WIDTH=0.5 (1.0 on a GPU), SEEDS="0" (e.g. "0 1"), COPIES=3 (occluded copies per photo),
+#   STUDENT_EPOCHS=6, LFW_EPOCHS=70, LOSSES="consensus ce", WORKERS=2 (labelling processes), BATCH=32.
+# Smoke test (tests/test_paper_experiment.py): LIMIT=N takes the first N faces of each split and MAX_STEPS=N stops
+#   each training after N steps; their numbers mean nothing.
+set -euo pipefail
+out=${1:-out/paper}
+width=${WIDTH:-0.5}
+seeds=${SEEDS:-0}
+copies=${COPIES:-3}
+student_epochs=${STUDENT_EPOCHS:-6}
+lfw_epochs=${LFW_EPOCHS:-70}
+losses=${LOSSES:-consensus ce}
+workers=${WORKERS:-2}
+batch=${BATCH:-32}
+limit=(); max_steps=(); val_images=(); lfw_images=()
+if [ -n "${LIMIT:-}" ]; then
+  limit=(--limit "$LIMIT"); val_images=(--val-max-images "$LIMIT"); lfw_images=(--max-images "$LIMIT")
+fi
+[ -n "${MAX_STEPS:-}" ] && max_steps=(--max-steps "$MAX_STEPS")
+here=$(cd "$(dirname "$0")/.." && pwd)
+lfw=${SVC_LFW_PARTS:-$here/../shared/data/lfw_parts}
+teacher=$here/labelgen/teachers/faceocc-w05-v1.onnx
+mkdir -p "$out/runs" "$out/eval"
+log() { echo "[$(date +%H:%M:%S)] $*"; }
+
+train() {  # train RUN EPOCHS [svc-train options...]: train (or continue) one run unless it reached EPOCHS
+  local run="$out/runs/$1" n=$2
+  shift 2
+  if [ "$(cat "$run/finished" 2>/dev/null)" = "$n" ]; then log "$(basename "$run"): done ($n epochs)"; return; fi
+  local resume=()
+  [ -f "$run/checkpoints/last.ckpt" ] && resume=(--resume "$run")
+  log "$(basename "$run"): training to $n epochs"
+  local start=$SECONDS
+  svc-train --width "$width" --batch-size "$batch" --epochs "$n" --num-workers 1 --amp --no-progress --out "$run" \
+    "${resume[@]}" "${max_steps[@]}" "${val_images[@]}" "$@"
+  echo $(( SECONDS - start )) >> "$run/seconds"  # one line per invocation: the wall time of each piece
+  echo "$n" > "$run/finished"
+}
+
+best() {  # best RUN: the run's best checkpoint (by validation mean recall; last.ckpt for a MAX_STEPS smoke run
+  # cut before its first whole epoch, which has none)
+  local checkpoints="$out/runs/$1/checkpoints"
+  if [ -n "${MAX_STEPS:-}" ] && [ ! -f "$checkpoints/best.ckpt" ]; then echo "$checkpoints/last.ckpt"
+  else echo "$checkpoints/best.ckpt"; fi
+}
+
+evaluate() {  # evaluate JSON MODEL [svc-eval options...]: score once, unless JSON exists
+  local json=$1 model=$2
+  shift 2
+  [ -f "$json" ] || svc-eval "$model" --json "$json" "$@"
+}
+
+# 1. the pseudo-label corpus
+if [ ! -f "$out/corpus.done" ]; then
+  log "corpus: LFW train+val photos and $copies occluded copies of each"
+  mkdir -p "$out/corpus"
+  for split in train val; do head -n "${LIMIT:-100000}" "$lfw/splits/$split.txt"; done | while read -r stem; do
+    ln -sf "$lfw/images/$stem.jpg" "$out/corpus/$stem.jpg"
+  done
+  for split in train val; do
+    labelgen synth --split "$split" --copies "$copies" --seed 1 --photos --root "$lfw" --out "$out/corpus" \
+      "${limit[@]}"
+  done
+  touch "$out/corpus.done"
+fi
+start=$SECONDS
+labelgen run --source folder --root "$out/corpus" --out "$out/pseudo.zarr" --workers "$workers" --teacher "$teacher"
+log "labelling: $(( SECONDS - start )) s (this invocation)"
+labelgen stats "$out/pseudo.zarr"
+
+# exact-label stores: val decides, test (held-out families) only reports
+[ -d "$out/synth_val.zarr" ] || labelgen synth --split val --root "$lfw" --out "$out/synth_val.zarr" "${limit[@]}"
+[ -d "$out/synth_test.zarr" ] || labelgen synth --split test --root "$lfw" --out "$out/synth_test.zarr" "${limit[@]}"
+for family in hands glasses props; do
+  [ -d "$out/synth_test_$family.zarr" ] || labelgen synth --split test --families "$family" --root "$lfw" \
+    --out "$out/synth_test_$family.zarr" "${limit[@]}"
+done
+
+# 2. students
+for seed in $seeds; do
+  for loss in $losses; do
+    train "student_${loss}_s$seed" "$student_epochs" --labels "$out/pseudo.zarr" --val-labels "$out/synth_val.zarr" \
+      --loss "$loss" --lr-patience 2 --seed "$seed"
+  done
+done
+
+# 3. teacher and students on exact labels; the teacher file averages flips inside, so the students do too
+score() {  # score NAME MODEL [svc-eval options...]
+  local name=$1 model=$2
+  shift 2
+  evaluate "$out/eval/${name}_synth_test.json" "$model" --model-classes occlusion --labels "$out/synth_test.zarr" "$@"
+  for family in hands glasses props; do
+    evaluate "$out/eval/${name}_synth_test_$family.json" "$model" --model-classes occlusion \
+      --labels "$out/synth_test_$family.zarr" "$@"
+  done
+}
+score teacher "$teacher"
+for seed in $seeds; do
+  for loss in $losses; do
+    score "student_${loss}_s$seed" "$(best "student_${loss}_s$seed")" --flip-average
+  done
+done
+first_seed=${seeds%% *}
+[ -f "$out/students_vs_teacher.png" ] || python "$here/scripts/paper_picture.py" --labels "$out/synth_test.zarr" \
+  --model "teacher=$teacher" \
+  --model "consensus=$(best "student_consensus_s$first_seed")" \
+  --model "CE=$(best "student_ce_s$first_seed")" --out "$out/students_vs_teacher.png"
+
+# 4. LFW Part Labels parsing
+for loss in $losses; do
+  train "lfw_${loss}_s$first_seed" "$lfw_epochs" --lfw-parts --lfw-root "$lfw" --loss "$loss" --lr-patience 3 \
+    --seed "$first_seed"
+  evaluate "$out/eval/lfw_${loss}_s${first_seed}_e${lfw_epochs}_test.json" \
+    "$(best "lfw_${loss}_s$first_seed")" --lfw-root "$lfw" "${lfw_images[@]}"
+done
+
+# 5. the tables
+python "$here/scripts/paper_tables.py" "$out"
