@@ -97,7 +97,8 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out
     Trains on the pseudo-label store (--labels; 0 background, 1 face, >=2 one id per
     occlusion blob), or on LFW Part Labels (--lfw-parts; blobs = connected components
     per class). Adam, ReduceLROnPlateau on validation mean recall; a checkpoint per
-    epoch (--resume continues exactly, mid-epoch too).
+    epoch (--resume continues exactly, mid-epoch too). Ctrl-C or SIGTERM stops after
+    the current step and saves it (exit code 130 / 143); add --resume to continue.
 
     \b
     Examples:
@@ -108,6 +109,7 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out
     """
     from labelgen.store import StoreError
     from train.engine import TrainConfig, train
+    from train.stopping import TrainingInterrupted
 
     if bool(labels) == lfw_parts:
         raise click.UsageError("give exactly one of --labels STORE or --lfw-parts")
@@ -123,6 +125,11 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out
         progress=progress, init_weights=str(init_weights) if init_weights else None, allow_incomplete=allow_incomplete)
     try:
         summary = train(config, resume=str(resume) if resume else None)
+    except TrainingInterrupted as stop:
+        where = (f"{stop.step} steps are saved in {stop.checkpoint}; add --resume {out} to continue"
+                 if stop.checkpoint else "no step was done yet; nothing to save")
+        click.echo(f"interrupted ({stop}): {where}", err=True)
+        sys.exit(stop.exit_code)
     except StoreError as error:
         raise click.ClickException(f"cannot read the label store: {error}") from None
     except (FileNotFoundError, ValueError, KeyError) as error:
@@ -320,6 +327,7 @@ def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size
     """
     from labelgen.teachers import DEFAULT_TEACHER, job_teacher
     from train.loop import LoopConfig, run_loop
+    from train.stopping import TrainingInterrupted
 
     config = LoopConfig(source=source_name, root=str(root.resolve()) if root else None, out=str(out),
                         teacher=job_teacher(teacher or DEFAULT_TEACHER),
@@ -329,6 +337,12 @@ def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size
                         init_weights=str(init_weights.resolve()) if init_weights else None)
     try:
         run_loop(config, echo=click.echo)
+    except TrainingInterrupted as stop:  # a student's training: its steps are saved
+        click.echo(f"interrupted ({stop}): run the same command to resume", err=True)
+        sys.exit(stop.exit_code)
+    except KeyboardInterrupt:  # while labelling or measuring: finished shards and rounds are kept
+        click.echo("interrupted (SIGINT): run the same command to resume", err=True)
+        sys.exit(130)
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
 

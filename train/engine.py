@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from train.losses import create_loss
 from train.metrics import ConfusionMatrix
 from train.models import create_model, normalize_image
 from train.occluded import OccludedLFWTrain, SyntheticLFWEval
+from train.stopping import StopRequest, TrainingInterrupted, ignore_stop_signals
 
 # LFW Part Labels faces a run may train on; the test split never.
 LFW_TRAIN_SPLITS = ("train", "train+val")
@@ -324,13 +326,14 @@ class TrainingData:
             pin_memory=torch.cuda.is_available(),
             # An explicit generator keeps the global RNG (which dropout uses) untouched.
             generator=seeded_generator(self.config.seed, epoch, self.env.rank),
-            persistent_workers=False)
+            persistent_workers=False, worker_init_fn=ignore_stop_signals)
 
     def val_loader(self) -> DataLoader | None:
         if self.val_set is None:
             return None
         return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=self.config.num_workers,
-                          collate_fn=self.val_collate, generator=seeded_generator(self.config.seed, 99))
+                          collate_fn=self.val_collate, generator=seeded_generator(self.config.seed, 99),
+                          worker_init_fn=ignore_stop_signals)
 
 
 def _limit_store_chunks(dataset: StoreDataset, max_images: int) -> StoreDataset:
@@ -519,13 +522,37 @@ class Trainer:
         # deadlocks when ranks hold different numbers of validation batches.
         return validate(self.model, loader, self.config.num_classes, self.device, self.amp, self.env)
 
-    def fit(self) -> dict:
-        """Trains until ``epochs`` or ``max_steps``; returns a summary of the last state."""
+    def _stop_requested(self, stop: StopRequest | None) -> bool:
+        """Whether any rank got a stop signal (every rank calls this at the same steps)."""
+        requested = stop is not None and stop.signum is not None
+        if not self.env.distributed:
+            return requested
+        flag = torch.tensor([float(requested)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def _interrupted(self, stop: StopRequest | None) -> TrainingInterrupted:
+        signum = stop.signum if stop is not None and stop.signum is not None else signal.SIGTERM  # another rank's
+        checkpoint = self.ckpt_dir / "last.ckpt"
+        return TrainingInterrupted(signum, self.step, str(checkpoint) if checkpoint.is_file() else None)
+
+    def fit(self, stop: StopRequest | None = None) -> dict:
+        """Trains until ``epochs`` or ``max_steps``; returns a summary of the last state.
+
+        Args:
+            stop: When its signal comes, the run stops after the current step and
+                saves ``last.ckpt`` (see :mod:`train.stopping`).
+
+        Raises:
+            TrainingInterrupted: ``stop`` got a signal; every step done is in ``last.ckpt``.
+        """
         config, env = self.config, self.env
         max_steps = config.max_steps if config.max_steps is not None else math.inf
         last_val = None
         losses: list[float] = []
         while self.epoch < config.epochs and self.step < max_steps:
+            if self._stop_requested(stop):  # the last step done is already saved
+                raise self._interrupted(stop)
             steps = self.data.steps_in_epoch(self.epoch)
             if steps == 0:
                 raise RuntimeError("an epoch has no full batch; lower --batch-size or --num-workers")
@@ -535,7 +562,11 @@ class Trainer:
                 next(batches)
             self.net.train()
             window_start, window_images = time.perf_counter(), 0
+            stopping = False
             while self.batch_in_epoch < steps and self.step < max_steps:
+                stopping = self._stop_requested(stop)
+                if stopping:
+                    break
                 batch = next(batches)
                 loss = self.train_step(batch)
                 losses.append(loss)
@@ -556,6 +587,9 @@ class Trainer:
             bar.close()
             del batches  # stops this epoch's workers before validation starts its own
             epoch_done = self.batch_in_epoch >= steps
+            if stopping:  # mid-epoch: save the steps done, skip validation
+                self.save(epoch_end=False)
+                raise self._interrupted(stop)
             last_val = self.run_validation()
             improved = False
             if last_val is not None and env.is_main:
@@ -602,10 +636,15 @@ def train(config: TrainConfig, resume: str | None = None) -> dict:
 
     Returns:
         Summary dict: final ``step``, ``epoch``, last ``validation`` scores, ``out``.
+
+    Raises:
+        TrainingInterrupted: SIGINT or SIGTERM stopped it; every step done is in ``last.ckpt``.
     """
     env = init_distributed(config.device)
     try:
-        return Trainer(config, env, resume).fit()
+        with StopRequest() as stop:
+            trainer = Trainer(config, env, resume)
+            return trainer.fit(stop)
     finally:
         if env.distributed and dist.is_initialized():
             dist.destroy_process_group()

@@ -1,0 +1,120 @@
+"""Real signals to real svc-train runs: Ctrl-C or SIGTERM stops after a step, saves it, and --resume goes on.
+
+Each run is a real ``svc-train`` process with a DataLoader worker, started in its
+own session so that a signal can go to the whole process group, as a terminal's
+Ctrl-C and SLURM's SIGTERM do.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from train.logs import read_metrics
+from train.synthetic import make_synthetic_store
+
+ARGS = ["--width", "0.125", "--batch-size", "8", "--num-workers", "1", "--val-fraction", "0.1", "--log-every", "1",
+        "--no-progress", "--seed", "3"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("signals") / "labels.zarr"
+    make_synthetic_store(path, count=1024, size=32, shard_size=128)  # about 115 steps of 8 per epoch
+    return path
+
+
+def svc_train(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from train.cli import main; main()", *args]
+
+
+def train_steps(run) -> list[int]:
+    path = run / "metrics.jsonl"
+    return [r["step"] for r in read_metrics(path) if r["kind"] == "train"] if path.is_file() else []
+
+
+def interrupt(command: list[str], run, signum: int, to_group: bool) -> tuple[subprocess.CompletedProcess, int]:
+    """Start ``command``, send ``signum`` once it has done 5 steps; returns the result and the steps logged."""
+    process = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(train_steps(run)) < 5:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.02)
+    (os.killpg if to_group else os.kill)(process.pid, signum)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr), max(train_steps(run))
+
+
+@pytest.mark.parametrize("signum, to_group", [(signal.SIGINT, True), (signal.SIGTERM, True),
+                                              (signal.SIGTERM, False)],
+                         ids=["ctrl-c-to-the-group", "sigterm-to-the-group", "sigterm-to-the-trainer"])
+def test_a_signal_saves_every_step_done_and_resume_continues(store, tmp_path, signum, to_group):
+    run = tmp_path / "run"
+    result, logged = interrupt(svc_train("--labels", str(store), "--epochs", "3", "--out", str(run), *ARGS),
+                               run, signum, to_group)
+    assert result.returncode == 128 + signum, result.stderr
+    assert "interrupted" in result.stderr and "--resume" in result.stderr and "Traceback" not in result.stderr
+    saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["step"] == logged >= 5  # every step that was logged (and so done) is in the checkpoint
+    assert 0 < saved["batch_in_epoch"] or saved["epoch"] > 0
+
+    stop_at = saved["step"] + 4
+    resumed = subprocess.run(svc_train("--labels", str(store), "--epochs", "3", "--max-steps", str(stop_at),
+                                       "--out", str(run), "--resume", str(run), *ARGS),
+                             env=ENV, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout.strip().splitlines()[-1])["step"] == stop_at
+    steps = train_steps(run)
+    assert steps == sorted(set(steps)) and steps[-1] == stop_at  # no step logged twice, none missing at the end
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(store, tmp_path):
+    run, reference = tmp_path / "run", tmp_path / "reference"
+    _, logged = interrupt(svc_train("--labels", str(store), "--epochs", "3", "--out", str(run), *ARGS),
+                          run, signal.SIGINT, to_group=True)
+    stop_at = logged + 3
+    for command in (svc_train("--labels", str(store), "--epochs", "3", "--max-steps", str(stop_at), "--out", str(run),
+                              "--resume", str(run), *ARGS),
+                    svc_train("--labels", str(store), "--epochs", "3", "--max-steps", str(stop_at),
+                              "--out", str(reference), *ARGS)):
+        assert subprocess.run(command, env=ENV, capture_output=True, timeout=300).returncode == 0
+    ours = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["model"]
+    theirs = torch.load(reference / "checkpoints" / "last.ckpt", weights_only=True)["model"]
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[name], theirs[name]) for name in ours)
+
+
+def test_a_second_signal_exits_at_once_keeping_the_last_checkpoint(store, tmp_path):
+    # The second signal must land in the short time between the first one's notice and the clean exit; on a
+    # busy machine the run can win that race, so a few attempts are allowed (each one is a real run).
+    for attempt in range(3):
+        run = tmp_path / f"run{attempt}"
+        process = subprocess.Popen(svc_train("--labels", str(store), "--epochs", "3", "--out", str(run), *ARGS),
+                                   env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   start_new_session=True)
+        deadline = time.monotonic() + 120
+        while not (run / "checkpoints" / "last.ckpt").is_file():  # the first epoch's checkpoint
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGINT)
+        while "stopping after this step" not in process.stderr.readline():  # the first one was taken
+            assert process.poll() is None
+        try:
+            os.kill(process.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 130 and "Traceback" not in stderr
+        assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["step"] > 0  # still loads
+        if "interrupted again" in stderr:
+            return
+        assert "interrupted (SIGINT)" in stderr  # the clean stop won the race
+    pytest.fail("the second signal never arrived before the clean stop")
