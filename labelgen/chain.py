@@ -1,7 +1,10 @@
 """The per-image labelling chain: bytes in, pseudo-label out, never an exception.
 
 decode -> detect -> pose -> contour -> aligned crop -> hull -> teacher ->
-residual -> components -> resize to the output crop size.
+residual -> components -> resize to the output crop size. How detect and
+pose find the face (CenterFace then FaceLandmarker on a crop, or
+FaceLandmarker alone on the whole image) is ``ChainConfig.detector``; see
+:mod:`labelgen.stages.faces`.
 
 :meth:`LabelChain.label_many` labels a batch: the geometry (everything up to
 the hull) per image, then the teacher once over the batch of crops (a
@@ -27,13 +30,18 @@ from labelgen.stages.components import label_occlusions, min_blob_area
 from labelgen.stages.contour import ContourConfig, project_face_contour
 from labelgen.stages.crop import CropTransform, aligned_crop_transform, crop_image, resize_image, resize_labels
 from labelgen.stages.decode import decode_image
-from labelgen.stages.detect import CenterFaceDetector, select_primary_face
+from labelgen.stages.faces import DETECTORS, FaceFinder, FoundFace
 from labelgen.stages.hull import fill_convex_hull
 from labelgen.stages.pose import PoseEstimator
 from labelgen.stages.residual import MorphologyConfig, occlusion_residual
 from labelgen.stages.teacher import Teacher, load_teacher
 from labelgen.status import StageError, Status, read_status
 from labelgen.teachers import DEFAULT_TEACHER
+
+DEFAULT_DETECTOR = "centerface"
+# What a stored config without a ``detector`` (a store made before the option existed) was made
+# with: resuming such a store must take the same path.
+DETECTOR_BEFORE_THE_OPTION = "centerface"
 
 
 @dataclass(frozen=True)
@@ -47,8 +55,11 @@ class ChainConfig:
             like LFW-funneled images).
         min_image_side: images with a shorter side are ``too_small``.
         min_face_side: faces whose detection box is shorter are ``too_small``.
-        detect_max_side: images are downscaled to this longest side for detection.
+        detect_max_side: images are downscaled to this longest side for detection
+            (CenterFace, and FaceLandmarker on the whole image).
         detect_threshold: CenterFace confidence threshold.
+        detector: how the face is found: ``centerface``, ``mediapipe`` or ``auto``
+            (see :mod:`labelgen.stages.faces`).
         min_blob_fraction: occlusion blobs under this fraction of the face region are dropped.
         teacher: a shipped teacher's name (default ``faceocc-w05-v1``), ``classical``,
             ``hull`` or a model path.
@@ -61,17 +72,24 @@ class ChainConfig:
     min_face_side: int = 24
     detect_max_side: int = 640
     detect_threshold: float = 0.5
+    detector: str = DEFAULT_DETECTOR
     min_blob_fraction: float = 0.01
     teacher: str = DEFAULT_TEACHER
     contour: ContourConfig = field(default_factory=ContourConfig)
     morphology: MorphologyConfig = field(default_factory=MorphologyConfig)
+
+    def __post_init__(self):
+        if self.detector not in DETECTORS:
+            raise ValueError(f"unknown detector {self.detector!r}: use one of {', '.join(DETECTORS)}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "ChainConfig":
+        """The config a stored dict describes; one stored before ``detector`` existed gets that time's detector."""
         values = dict(values)
+        values.setdefault("detector", DETECTOR_BEFORE_THE_OPTION)
         values["contour"] = ContourConfig(**values.get("contour", {}))
         morphology = dict(values.get("morphology", {}))
         if "erode_size" in morphology:
@@ -167,8 +185,9 @@ class LabelChain:
     def __init__(self, config: ChainConfig = ChainConfig(), teacher: Teacher | None = None,
                  teacher_batch: int = TEACHER_BATCH):
         self.config = config
-        self.detector = CenterFaceDetector(max_side=config.detect_max_side, threshold=config.detect_threshold)
         self.pose_estimator = PoseEstimator()
+        self.face_finder = FaceFinder(config.detector, self.pose_estimator, config.detect_max_side,
+                                      config.detect_threshold)
         self.teacher = teacher if teacher is not None else load_teacher(config.teacher)
         self.teacher_batch = teacher_batch
 
@@ -255,22 +274,24 @@ class LabelChain:
             raise StageError(Status.TOO_SMALL, f"image of {rgb.shape[1]}x{rgb.shape[0]} is below "
                              f"the minimum side of {config.min_image_side} px")
         if box_hint:
-            result.box, result.faces_seen = np.asarray(box_hint, np.float32), -1
+            face = FoundFace(-1, np.asarray(box_hint, np.float32), float("nan"), None, "hint")
+            result.box, result.faces_seen = face.box, -1
         else:
             with _timed(result, "detect"):
-                detections = self.detector(rgb)
-            result.faces_seen = len(detections)
-            if len(detections) == 0:
-                raise StageError(Status.NO_FACE, "no face detected")
-            primary = select_primary_face(detections, rgb.shape)
-            result.box, result.score = detections.boxes[primary], float(detections.scores[primary])
+                try:
+                    face = self.face_finder.detect(rgb)
+                except StageError as error:
+                    if error.status == Status.NO_FACE:
+                        result.faces_seen = 0
+                    raise
+            result.box, result.score, result.faces_seen = face.box, face.score, face.faces_seen
         x0, y0, x1, y1 = result.box
         if min(x1 - x0, y1 - y0) < config.min_face_side:
             raise StageError(Status.TOO_SMALL, f"face of {x1 - x0:.0f}x{y1 - y0:.0f} px is below "
                              f"the minimum side of {config.min_face_side} px")
 
         with _timed(result, "pose"):
-            pose = self.pose_estimator(rgb, result.box)
+            pose = self.face_finder.pose(rgb, face)
         result.rotation, result.translation, result.camera = pose.rotation, pose.translation, pose.camera
         result.pose_method = pose.method
 

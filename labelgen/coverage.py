@@ -53,18 +53,17 @@ class SplitCoverage:
     precision: float
 
 
-def lfw_hull_coverage(root: Path, stems: list[str], detector, pose_estimator) -> SplitCoverage:
-    """Detect, estimate the pose, project the contour and score the hull on each image.
+def lfw_hull_coverage(root: Path, stems: list[str], finder) -> SplitCoverage:
+    """Find the face and its pose, project the contour and score the hull on each image.
 
     Args:
         root: the LFW Part Labels folder (``images/``, ``labels/``).
         stems: image names, e.g. from ``splits/test.txt``.
-        detector: a :class:`labelgen.stages.detect.CenterFaceDetector`.
-        pose_estimator: a :class:`labelgen.stages.pose.PoseEstimator`.
+        finder: a :class:`labelgen.stages.faces.FaceFinder` (its detector decides
+            how faces are found, as in the chain).
     """
     from labelgen.stages.contour import project_face_contour
     from labelgen.stages.decode import decode_image
-    from labelgen.stages.detect import select_primary_face
     from labelgen.stages.hull import fill_convex_hull
     from labelgen.status import StageError
 
@@ -72,12 +71,13 @@ def lfw_hull_coverage(root: Path, stems: list[str], detector, pose_estimator) ->
     for stem in stems:
         image = decode_image((root / "images" / f"{stem}.jpg").read_bytes())
         truth = cv2.imread(str(root / "labels" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE)
-        faces = detector(image)
-        if len(faces) == 0:
+        try:
+            face = finder.detect(image)
+        except StageError:
             continue
         detected += 1
         try:
-            pose = pose_estimator(image, faces.boxes[select_primary_face(faces, image.shape)])
+            pose = finder.pose(image, face)
         except StageError:
             continue
         posed += 1

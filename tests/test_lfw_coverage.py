@@ -5,25 +5,27 @@ import pytest
 from labelgen.coverage import hull_coverage, lfw_hull_coverage
 
 
-def coverage_on(stems, lfw_root, detector, pose_estimator):
-    result = lfw_hull_coverage(lfw_root, stems, detector, pose_estimator)
+def coverage_on(stems, lfw_root, pose_estimator):
+    from labelgen.stages.faces import FaceFinder
+
+    result = lfw_hull_coverage(lfw_root, stems, FaceFinder("centerface", pose_estimator))
     assert result.posed == result.detected  # no pose failures on these faces
     return result.detected / result.images, result.recall, result.precision
 
 
-def test_fixed_subset_of_the_test_split(lfw_root, detector, pose_estimator):
+def test_fixed_subset_of_the_test_split(lfw_root, pose_estimator):
     stems = (lfw_root / "splits" / "test.txt").read_text().split()[::6]  # 155 faces
-    rate, recall, precision = coverage_on(stems, lfw_root, detector, pose_estimator)
+    rate, recall, precision = coverage_on(stems, lfw_root, pose_estimator)
     assert rate >= 0.99
     assert recall >= 0.85
     assert precision >= 0.97
 
 
 @pytest.mark.slow
-def test_whole_test_split(lfw_root, detector, pose_estimator):
+def test_whole_test_split(lfw_root, pose_estimator):
     stems = (lfw_root / "splits" / "test.txt").read_text().split()
     assert len(stems) == 927
-    rate, recall, precision = coverage_on(stems, lfw_root, detector, pose_estimator)
+    rate, recall, precision = coverage_on(stems, lfw_root, pose_estimator)
     assert rate >= 0.99 and recall >= 0.85 and precision >= 0.97
 
 
