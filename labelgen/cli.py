@@ -22,6 +22,8 @@ import click
 import cv2
 import numpy as np
 
+from labelgen.chain import DEFAULT_DETECTOR
+from labelgen.stages.faces import DETECTORS, SMALL_FACE_FRACTION
 from labelgen.lfw_parts import DEFAULT_ROOT_HELP
 from labelgen.teachers import DEFAULT_TEACHER
 
@@ -52,15 +54,21 @@ _verbose_option = click.option(
 def main() -> None:
     """Occlusion-aware face pseudo-labels (structure via consensus, CVPR 2020).
 
-    For each face image: detect the face (CenterFace), estimate its 3D pose
-    (MediaPipe FaceLandmarker), project the 64-vertex contour of a 3D face
-    model, fill its convex hull (the face region), ask a teacher which part
+    For each face image: find the face and estimate its 3D pose (CenterFace
+    and MediaPipe FaceLandmarker; see --detector), project the 64-vertex
+    contour of a 3D face model, fill its convex hull (the face region), ask a teacher which part
     of it is visible face, and label what is left, after the paper's
     morphology, as occlusion blobs. Label maps: 0 background, 1 face,
     2, 3, ... one id per occlusion blob.
     """
 
 
+_DETECTOR_CHOICE = click.Choice(DETECTORS)
+_DETECTOR_HELP = ("How the face is found: 'centerface' (CenterFace, then MediaPipe FaceLandmarker on a crop "
+                  "around its box), 'mediapipe' (FaceLandmarker alone on the whole image: one landmark pass, "
+                  "faster, but it misses faces that are small in the frame) or 'auto' (FaceLandmarker on the "
+                  f"whole image; CenterFace and the crop when it finds no face or a face under {SMALL_FACE_FRACTION} "
+                  "of the image's longer side). docs/benchmarks.md has their speed and labels side by side.")
 _TEACHER_HELP = ("Which teacher says what of the face region is visible face: a shipped model by name "
                  "(default; 'labelgen teachers' lists them), 'hull' (no occlusions), 'classical' (weak "
                  "skin-colour baseline) or a .onnx/.pt model file.")
@@ -73,8 +81,10 @@ _TEACHER_HELP = ("Which teacher says what of the face region is visible face: a 
 @click.option("--out-dir", type=click.Path(path_type=Path), default=Path("labels_out"), show_default=True,
               help="Folder for <name>.label.png, <name>.overlay.png and <name>.json per image.")
 @click.option("--teacher", default=DEFAULT_TEACHER, show_default=True, help=_TEACHER_HELP)
+@click.option("--detector", type=_DETECTOR_CHOICE, default=DEFAULT_DETECTOR, show_default=True, help=_DETECTOR_HELP)
 @click.option("--crop-size", default=128, show_default=True, help="Side of the output face crop and label map.")
-def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, crop_size: int) -> None:
+def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, detector: str,
+          crop_size: int) -> None:
     """Label single IMAGES (or the embedded --sample) without Dask.
 
     Writes, per image, the label map as PNG (pixel values are the ids), an
@@ -98,7 +108,7 @@ def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, c
     jobs += [(str(path), path.stem, path.read_bytes) for path in images]
     jobs = [(key, stem, read) for (key, _, read), stem in zip(jobs, unique_names([name for _, name, _ in jobs]))]
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = ChainConfig(crop_size=crop_size, teacher=_check_teacher(teacher))
+    config = ChainConfig(crop_size=crop_size, teacher=_check_teacher(teacher), detector=detector)
     counts: Counter[str] = Counter()
     with LabelChain(config) as chain:
         for key, stem, read in tqdm(jobs, desc="labelling", unit="img", file=sys.stderr):
@@ -182,6 +192,9 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
               help="Reader option, e.g. bbox_csv=/data/vggface2/loose_bb_train.csv or identity_from_folder=true.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The Zarr store to create or resume.")
 @click.option("--teacher", default=DEFAULT_TEACHER, show_default=True, help=_TEACHER_HELP)
+@click.option("--detector", type=_DETECTOR_CHOICE, default=None,
+              help=_DETECTOR_HELP + f" Default: {DEFAULT_DETECTOR} for a new store; a resumed store keeps the "
+                   "one it was made with (centerface for a store made before this option).")
 @click.option("--crop-size", default=128, show_default=True, help="Side of the stored crops and label maps.")
 @click.option("--shard-size", type=int, default=None,
               help="Images per shard (one Dask task each). Default: min(256, images / (4 x workers x threads)), "
@@ -199,7 +212,7 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
               help="Only shards i with i % N == K: one of N independent batch jobs sharing the store.")
 @click.option("--wait-notice", "wait_notice_s", type=float, default=30.0, hidden=True,
               help="Seconds without workers before saying the run is waiting for them.")
-def run(source_name, root, source_options, out, teacher, crop_size, shard_size, seed, workers,
+def run(source_name, root, source_options, out, teacher, detector, crop_size, shard_size, seed, workers,
         threads_per_worker, scheduler, serial, overwrite, prepare_only, part, wait_notice_s) -> None:
     """Label a corpus into a sharded Zarr store, in parallel with Dask.
 
@@ -219,14 +232,16 @@ def run(source_name, root, source_options, out, teacher, crop_size, shard_size, 
           --source-option bbox_csv=/data/vggface2/bb_landmark/loose_bb_train.csv --out vgg.zarr
     """
     from labelgen.chain import ChainConfig
-    from labelgen.pipeline import Interrupted, Job, signals_stop_the_run
+    from labelgen.pipeline import Interrupted, Job, signals_stop_the_run, stored_detector
 
     if source_name != "sample" and root is None:
         raise click.UsageError(f"--source {source_name} needs --root (the corpus location)")
     teacher = _check_teacher(teacher)
     part_of = _parse_part(part)
+    if detector is None:  # like --shard-size: the store's own when resuming, so the same command resumes
+        detector = (None if overwrite else stored_detector(out)) or DEFAULT_DETECTOR
     job = Job(source_name, None if source_name == "sample" else str(root.resolve()), _parse_options(source_options),
-              ChainConfig(crop_size=crop_size, teacher=teacher), shard_size, seed)
+              ChainConfig(crop_size=crop_size, teacher=teacher, detector=detector), shard_size, seed)
     store = None
     try:
         with signals_stop_the_run():

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labelgen.chain import ChainConfig, LabelChain, LabelResult
+from labelgen.chain import DETECTOR_BEFORE_THE_OPTION, ChainConfig, LabelChain, LabelResult
 from labelgen.models import centerface_path, face_landmarker_path, file_sha256
 from labelgen.sources import Source, open_source
 from labelgen.status import Status
@@ -203,9 +203,25 @@ def _reopen(out: Path, job: Job, overwrite: bool, lock: bool, part: tuple[int, i
     return None
 
 
+def stored_detector(out: str | Path) -> str | None:
+    """The detector of the label store at ``out`` (a store made before the option: its detector then);
+    ``None`` when ``out`` holds no readable store."""
+    try:
+        config = LabelStore(Path(out).absolute(), mode="r").attrs["job"]["config"]
+        return config.get("detector", DETECTOR_BEFORE_THE_OPTION)
+    except Exception:  # no store, or not one of ours: prepare_store says what is wrong with it
+        return None
+
+
 def _job_differences(store: LabelStore, job: Job) -> list[str]:
-    """What differs between ``job`` and the job that made ``store`` (a job without a shard size takes the store's)."""
+    """What differs between ``job`` and the job that made ``store`` (a job without a shard size takes the store's).
+
+    A store made before the ``detector`` option records no detector: it was made with
+    :data:`~labelgen.chain.DETECTOR_BEFORE_THE_OPTION`, and compares as such.
+    """
     stored = _normalise(store.attrs.get("job", {}))
+    if isinstance(stored.get("config"), dict):
+        stored["config"].setdefault("detector", DETECTOR_BEFORE_THE_OPTION)
     if job.shard_size is None:
         job = dataclasses.replace(job, shard_size=stored.get("shard_size"))
     wanted = _normalise(job.fingerprint())
