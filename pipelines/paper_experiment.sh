@@ -18,7 +18,9 @@
 #
 # Usage: pipelines/paper_experiment.sh [OUT=out/paper]
 # Settings (environment): WIDTH=0.5 (1.0 on a GPU), SEEDS="0" (e.g. "0 1"), COPIES=3 (occluded copies per photo),
-#   STUDENT_EPOCHS=6, LFW_EPOCHS=70, LOSSES="consensus ce", WORKERS=2 (labelling processes), BATCH=32.
+#   STUDENT_EPOCHS=6, LFW_EPOCHS=70, LOSSES="consensus ce", WORKERS=2 (labelling processes), BATCH=32,
+#   PARALLEL=2 (trainings run side by side, one torch thread each: on a 2-core CPU this keeps both cores busy
+#   without two runs' threads contending; PARALLEL=1 trains one at a time with torch's default threads).
 # Smoke test (tests/test_paper_experiment.py): LIMIT=N takes the first N faces of each split and MAX_STEPS=N stops
 #   each training after N steps; their numbers mean nothing.
 set -euo pipefail
@@ -30,6 +32,7 @@ student_epochs=${STUDENT_EPOCHS:-6}
 lfw_epochs=${LFW_EPOCHS:-70}
 losses=${LOSSES:-consensus ce}
 workers=${WORKERS:-2}
+parallel=${PARALLEL:-2}
 batch=${BATCH:-32}
 limit=(); max_steps=(); val_images=(); lfw_images=()
 if [ -n "${LIMIT:-}" ]; then
@@ -40,7 +43,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 lfw=${SVC_LFW_PARTS:-$here/../shared/data/lfw_parts}
 teacher=$here/labelgen/teachers/faceocc-w05-v1.onnx
 mkdir -p "$out/runs" "$out/eval"
-log() { echo "[$(date +%H:%M:%S)] $*"; }
+exec 3>&1  # the console: log lines reach it also from trainings whose output goes to their log file
+log() { echo "[$(date +%H:%M:%S)] $*" >&3; }
 
 train() {  # train RUN EPOCHS [svc-train options...]: train (or continue) one run unless it reached EPOCHS
   local run="$out/runs/$1" n=$2
@@ -61,6 +65,27 @@ best() {  # best RUN: the run's best checkpoint (by validation mean recall; last
   local checkpoints="$out/runs/$1/checkpoints"
   if [ -n "${MAX_STEPS:-}" ] && [ ! -f "$checkpoints/best.ckpt" ]; then echo "$checkpoints/last.ckpt"
   else echo "$checkpoints/best.ckpt"; fi
+}
+
+pids=()
+in_parallel() {  # in_parallel train RUN ...: train in the background (log: runs/RUN.log), $parallel at a time
+  if [ "$parallel" -le 1 ]; then "$@"; return; fi
+  while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do sleep 5; done
+  log "$2: started in the background, log $out/runs/$2.log"
+  OMP_NUM_THREADS=1 "$@" >> "$out/runs/$2.log" 2>&1 &
+  pids+=($!)
+}
+
+finish_parallel() {  # wait for the background trainings; if one failed, stop the others and the script
+  local pid
+  for pid in "${pids[@]}"; do
+    if ! wait "$pid"; then
+      log "a training failed: see the logs in $out/runs/"
+      kill "${pids[@]}" 2>/dev/null || true
+      exit 1
+    fi
+  done
+  pids=()
 }
 
 evaluate() {  # evaluate JSON MODEL [svc-eval options...]: score once, unless JSON exists
@@ -98,10 +123,11 @@ done
 # 2. students
 for seed in $seeds; do
   for loss in $losses; do
-    train "student_${loss}_s$seed" "$student_epochs" --labels "$out/pseudo.zarr" --val-labels "$out/synth_val.zarr" \
-      --loss "$loss" --lr-patience 2 --seed "$seed"
+    in_parallel train "student_${loss}_s$seed" "$student_epochs" --labels "$out/pseudo.zarr" \
+      --val-labels "$out/synth_val.zarr" --loss "$loss" --lr-patience 2 --seed "$seed"
   done
 done
+finish_parallel
 
 # 3. teacher and students on exact labels; the teacher file averages flips inside, so the students do too
 score() {  # score NAME MODEL [svc-eval options...]
@@ -127,8 +153,11 @@ first_seed=${seeds%% *}
 
 # 4. LFW Part Labels parsing
 for loss in $losses; do
-  train "lfw_${loss}_s$first_seed" "$lfw_epochs" --lfw-parts --lfw-root "$lfw" --loss "$loss" --lr-patience 3 \
-    --seed "$first_seed"
+  in_parallel train "lfw_${loss}_s$first_seed" "$lfw_epochs" --lfw-parts --lfw-root "$lfw" --loss "$loss" \
+    --lr-patience 3 --seed "$first_seed"
+done
+finish_parallel
+for loss in $losses; do
   evaluate "$out/eval/lfw_${loss}_s${first_seed}_e${lfw_epochs}_test.json" \
     "$(best "lfw_${loss}_s$first_seed")" --lfw-root "$lfw" "${lfw_images[@]}"
 done

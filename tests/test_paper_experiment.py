@@ -41,6 +41,8 @@ def test_paper_experiment_runs_every_step_and_resumes(tmp_path):
             report = json.loads((out / "eval" / f"{name}_synth_test{suffix}.json").read_text())
             assert report["images"] == 4 and 0 <= report["model"]["iou"][1] <= 100
     assert (out / "students_vs_teacher.png").stat().st_size > 10_000
+    # the trainings ran side by side (PARALLEL=2 by default), each into its own log
+    assert "val mean recall" in (out / "runs" / "student_ce_s0.log").read_text()
     # 4. LFW parsing, both losses, on the first 4 test faces
     for loss in ("consensus", "ce"):
         report = json.loads((out / "eval" / f"lfw_{loss}_s0_e1_test.json").read_text())
