@@ -388,14 +388,19 @@ class StoreLock:
     another host, holds the lock; a dead process of this host does not (a
     stale lock, taken over).
 
+    ``svc-train`` locks its run folder the same way (``holder="svc-train"``),
+    so two trainings never write one run.
+
     Args:
-        store_path: the store folder.
+        store_path: the store folder (or any folder to lock).
         part: ``(k, n)`` for a ``--part K/N`` run, ``None`` for a whole-store run.
+        holder: what holds such locks, for the refusal message.
     """
 
-    def __init__(self, store_path: str | Path, part: tuple[int, int] | None = None):
+    def __init__(self, store_path: str | Path, part: tuple[int, int] | None = None, holder: str = "labelgen run"):
         self.folder = Path(store_path)
         self.part = part
+        self.holder = holder
         self._held: list[int] = []  # open descriptors, released in reverse order
         self._own: int | None = None  # the descriptor whose file carries our holder record
 
@@ -447,7 +452,7 @@ class StoreLock:
         if path.name == LOCK_FILE and not holders[0]:  # held shared: by part runs
             holders = [_read_holder(p) for p in sorted(self.folder.glob("run.part-*.lock"))]
         described = "; ".join(describe_holder(h) for h in holders if h) or "a run that did not say who it is"
-        return f"{self.folder} is in use by another labelgen run ({described}); wait for it to end or stop it"
+        return f"{self.folder} is in use by another {self.holder} ({described}); wait for it to end or stop it"
 
     def release(self) -> None:
         """Drop the lock (the holder record is cleared first, so nobody reads a stale one)."""

@@ -107,7 +107,7 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out
       svc-train --lfw-parts --occlude --width 0.25 --out runs/teacher
       torchrun --nproc_per_node 4 -m train.cli --labels labels.zarr --out runs/ddp
     """
-    from labelgen.store import StoreError
+    from labelgen.store import StoreError, StoreLocked
     from train.engine import TrainConfig, train
     from train.stopping import TrainingInterrupted
 
@@ -130,6 +130,8 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out
                  if stop.checkpoint else "no step was done yet; nothing to save")
         click.echo(f"interrupted ({stop}): {where}", err=True)
         sys.exit(stop.exit_code)
+    except StoreLocked as error:
+        raise click.ClickException(str(error)) from None
     except StoreError as error:
         raise click.ClickException(f"cannot read the label store: {error}") from None
     except (FileNotFoundError, ValueError, KeyError) as error:

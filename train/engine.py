@@ -14,6 +14,7 @@ included (the batches already used in that epoch are read and skipped).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -33,7 +34,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from labelgen.occluders import TRAIN_FAMILIES
-from labelgen.store import LabelStore
+from labelgen.store import LabelStore, StoreLock
 from train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from train.data import (
     DEFAULT_BUFFER,
@@ -627,6 +628,18 @@ def _check_compatible(saved: dict, config: TrainConfig) -> None:
                              f"this run asks for {getattr(config, key)!r}")
 
 
+def _run_folder_lock(out: str, env: DistEnv):
+    """The main process locks the run folder (``run.lock``): a second training of the same folder is refused.
+
+    Raises:
+        StoreLocked: another live process trains into ``out`` (the message names it).
+    """
+    if not env.is_main:
+        return contextlib.nullcontext()
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return StoreLock(out, holder="svc-train")
+
+
 def train(config: TrainConfig, resume: str | None = None) -> dict:
     """Runs a whole training job (any DDP setup is torn down at the end).
 
@@ -639,10 +652,11 @@ def train(config: TrainConfig, resume: str | None = None) -> dict:
 
     Raises:
         TrainingInterrupted: SIGINT or SIGTERM stopped it; every step done is in ``last.ckpt``.
+        StoreLocked: another process trains into ``config.out``.
     """
     env = init_distributed(config.device)
     try:
-        with StopRequest() as stop:
+        with StopRequest() as stop, _run_folder_lock(config.out, env):
             trainer = Trainer(config, env, resume)
             return trainer.fit(stop)
     finally:

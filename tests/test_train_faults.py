@@ -1,4 +1,5 @@
-"""Real signals to real svc-train runs: Ctrl-C or SIGTERM stops after a step, saves it, and --resume goes on.
+"""Faults of svc-train runs. Real signals to real runs: Ctrl-C or SIGTERM stops after a step, saves it, and
+--resume goes on. Two trainings of one run folder: the second is refused.
 
 Each run is a real ``svc-train`` process with a DataLoader worker, started in its
 own session so that a signal can go to the whole process group, as a terminal's
@@ -118,3 +119,26 @@ def test_a_second_signal_exits_at_once_keeping_the_last_checkpoint(store, tmp_pa
             return
         assert "interrupted (SIGINT)" in stderr  # the clean stop won the race
     pytest.fail("the second signal never arrived before the clean stop")
+
+
+def test_a_second_training_of_the_same_run_folder_is_refused(store, tmp_path):
+    run = tmp_path / "run"
+    first = subprocess.Popen(svc_train("--labels", str(store), "--epochs", "3", "--out", str(run), *ARGS),
+                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(train_steps(run)) < 2:
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.02)
+    second = subprocess.run(svc_train("--labels", str(store), "--epochs", "3", "--out", str(run), "--resume", str(run),
+                                      *ARGS), env=ENV, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 1 and "Traceback" not in second.stderr
+    assert "is in use by another svc-train (host" in second.stderr and f"pid {first.pid}" in second.stderr
+    assert first.poll() is None  # the first run goes on
+    os.kill(first.pid, signal.SIGINT)
+    assert first.wait(timeout=120) == 130
+    # Once the holder is gone the folder is free again: the same command resumes.
+    resumed = subprocess.run(svc_train("--labels", str(store), "--epochs", "3", "--max-steps", "1", "--out", str(run),
+                                       "--resume", str(run), *ARGS), env=ENV, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
