@@ -146,7 +146,10 @@ for seed in $seeds; do
   done
 done
 first_seed=${seeds%% *}
-[ -f "$out/students_vs_teacher.png" ] || python "$here/scripts/paper_picture.py" --labels "$out/synth_test.zarr" \
+# the picture needs both students (a run of the script with LOSSES=ce alone skips it)
+picture=no
+case " $losses " in *" consensus "*) case " $losses " in *" ce "*) picture=yes ;; esac ;; esac
+[ "$picture" = no ] || [ -f "$out/students_vs_teacher.png" ] || python "$here/scripts/paper_picture.py" --labels "$out/synth_test.zarr" \
   --model "teacher=$teacher" \
   --model "consensus=$(best "student_consensus_s$first_seed")" \
   --model "CE=$(best "student_ce_s$first_seed")" --out "$out/students_vs_teacher.png"
