@@ -9,7 +9,7 @@ the same images, single-threaded (OpenCV threads off, as in a Dask worker):
 the embedded sample and the first N LFW Part Labels test images, and with
 ``--hard-images N`` also the first N of the synthetic occluded test split and
 of the small-face set (see ``benchmarks/detector_sets.py``). The chain runs
-as in a shard (``label_many``: the teacher sees batches of 32 crops); its
+as in a shard (``label_many``: the teacher sees the chain's batches, 1 crop per call on a CPU); its
 ``teacher`` row is each image's share of its batch.
 
 With several ``--detector`` choices, each set is labelled by one chain per

@@ -168,9 +168,6 @@ class FaceGeometry:
     hull: np.ndarray
 
 
-TEACHER_BATCH = 32  # crops per teacher call: pays on a GPU; on one CPU thread the size hardly matters (docs/teacher.md)
-
-
 class LabelChain:
     """Holds the models (loaded once) and labels images, one at a time or in batches.
 
@@ -183,13 +180,14 @@ class LabelChain:
     """
 
     def __init__(self, config: ChainConfig = ChainConfig(), teacher: Teacher | None = None,
-                 teacher_batch: int = TEACHER_BATCH):
+                 teacher_batch: int | None = None):
         self.config = config
         self.pose_estimator = PoseEstimator()
         self.face_finder = FaceFinder(config.detector, self.pose_estimator, config.detect_max_side,
                                       config.detect_threshold)
         self.teacher = teacher if teacher is not None else load_teacher(config.teacher)
-        self.teacher_batch = teacher_batch
+        # Crops per teacher call: the teacher's preference (large on a GPU, 1 on a CPU) unless given.
+        self.teacher_batch = teacher_batch or getattr(self.teacher, "preferred_batch", 1)
 
     def close(self) -> None:
         self.pose_estimator.close()

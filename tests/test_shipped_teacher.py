@@ -86,6 +86,17 @@ def test_a_bad_model_file_is_refused_before_any_shard_runs(tmp_path, kind):
     assert not out.exists()  # refused before the store (or any shard) was made
 
 
+def test_the_chain_sends_one_crop_per_teacher_call_on_a_cpu():
+    # On a CPU a larger batch is no faster and multiplies the memory (benchmarks/teacher_memory.py);
+    # GPU_BATCH is for the CUDA provider, which this machine does not have.
+    from labelgen.stages.teacher import CPU_BATCH, GPU_BATCH
+
+    with LabelChain() as chain:
+        assert chain.teacher.preferred_batch == CPU_BATCH == 1 < GPU_BATCH and chain.teacher_batch == 1
+    with LabelChain(teacher_batch=8) as chain:  # an explicit size wins
+        assert chain.teacher_batch == 8
+
+
 def test_batched_labels_equal_labels_made_one_image_at_a_time():
     images = [(key, sample_jpeg(key), ()) for key in sample_keys()]
     with LabelChain(teacher_batch=8) as chain:

@@ -148,6 +148,10 @@ def onnx_providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
+GPU_BATCH = 32  # crops per teacher call on a GPU, where batching pays
+CPU_BATCH = 1  # on a CPU thread: as fast per crop as any batch, and the least memory
+
+
 class ModelTeacher:
     """A segmentation network as teacher: ONNX (``.onnx``, run by onnxruntime) or TorchScript (``.pt``, ``.ts``).
 
@@ -166,6 +170,13 @@ class ModelTeacher:
         name: the name recorded in results (default: the file name).
         threads: onnxruntime intra-op threads (1 in Dask workers: parallelism comes from the workers).
 
+    Attributes:
+        preferred_batch: crops per :meth:`batch` call the chain should use:
+            :data:`GPU_BATCH` when onnxruntime runs the model on a GPU, else
+            :data:`CPU_BATCH` (on a CPU a large batch is no faster and its
+            activations cost memory: 1.8 GiB peak at 32 crops against
+            0.16 GiB at 1, ``benchmarks/teacher_memory.py``).
+
     Example:
         >>> from labelgen.teachers import DEFAULT_TEACHER, shipped_teacher_file
         >>> teacher = ModelTeacher(shipped_teacher_file(DEFAULT_TEACHER), name=DEFAULT_TEACHER)
@@ -182,6 +193,7 @@ class ModelTeacher:
         self.name = name or self.path.name
         self.input_size = input_size or 128
         self._input_size_given = input_size is not None
+        self.preferred_batch = CPU_BATCH
         self.face_class = face_class
         if self.path.suffix == ".onnx":
             self._run = self._onnx_runner(threads)
@@ -204,6 +216,8 @@ class ModelTeacher:
         if not self._input_size_given and isinstance(declared.shape[-1], int):
             self.input_size = declared.shape[-1]
         input_name = declared.name
+        if "CUDAExecutionProvider" in session.get_providers():
+            self.preferred_batch = GPU_BATCH
         return lambda batch: session.run(None, {input_name: batch})[0]
 
     def _torchscript_runner(self):
