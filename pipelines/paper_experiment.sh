@@ -111,6 +111,7 @@ start=$SECONDS
 labelgen run --source folder --root "$out/corpus" --out "$out/pseudo.zarr" --workers "$workers" --teacher "$teacher"
 log "labelling: $(( SECONDS - start )) s (this invocation)"
 labelgen stats "$out/pseudo.zarr"
+[ -f "$out/pseudo_labels.png" ] || labelgen show "$out/pseudo.zarr" --n 24 --out "$out/pseudo_labels.png"
 
 # exact-label stores: val decides, test (held-out families) only reports
 [ -d "$out/synth_val.zarr" ] || labelgen synth --split val --root "$lfw" --out "$out/synth_val.zarr" "${limit[@]}"

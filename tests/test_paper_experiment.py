@@ -34,7 +34,7 @@ def test_paper_experiment_runs_every_step_and_resumes(tmp_path):
     # 1. the corpus: 4 train + 4 val photos, one occluded copy each, labelled into a store
     corpus = sorted(path.name for path in (out / "corpus").iterdir())
     assert len(corpus) == 16 and sum("#0.jpg" in name for name in corpus) == 8
-    assert (out / "pseudo.zarr").is_dir()
+    assert (out / "pseudo.zarr").is_dir() and (out / "pseudo_labels.png").stat().st_size > 10_000
     # 2-3. both students trained and scored beside the teacher, whole test split and each family
     for name in ("teacher", "student_consensus_s0", "student_ce_s0"):
         for suffix in ("", "_hands", "_glasses", "_props"):
