@@ -9,7 +9,8 @@
 #      drawn with another seed than the corpus's occluded copies);
 #   3. the teacher and every student scored on exact labels of the synthetic test split (held-out families
 #      hands, glasses, props; whole crop and face region), each family alone, and one picture of 16 test faces:
-#      truth | teacher | consensus student | CE student;
+#      truth | teacher | consensus student | CE student; then each of them as the teacher of the labelling chain
+#      (labelgen eval-labels, first 300 test faces), where the hull decides what the face region is for all;
 #   4. LFW Part Labels parsing (background / face / hair): consensus and cross-entropy, scored on the test split;
 #   5. the tables (python scripts/paper_tables.py OUT), as in docs/experiments.md.
 #
@@ -18,7 +19,8 @@
 #
 # Usage: pipelines/paper_experiment.sh [OUT=out/paper]
 # Settings (environment): WIDTH=0.5 (1.0 on a GPU), SEEDS="0" (e.g. "0 1"), COPIES=3 (occluded copies per photo),
-#   STUDENT_EPOCHS=6, LFW_EPOCHS=70, LOSSES="consensus ce", WORKERS=2 (labelling processes), BATCH=32,
+#   STUDENT_EPOCHS=6, LFW_EPOCHS=70 (LFW_EPOCHS_CE / LFW_EPOCHS_CONSENSUS for one loss), LOSSES="consensus ce",
+#   WORKERS=2 (labelling processes), BATCH=32,
 #   PARALLEL=2 (trainings run side by side, one torch thread each: on a 2-core CPU this keeps both cores busy
 #   without two runs' threads contending; PARALLEL=1 trains one at a time with torch's default threads).
 # Smoke test (tests/test_paper_experiment.py): LIMIT=N takes the first N faces of each split and MAX_STEPS=N stops
@@ -155,14 +157,28 @@ case " $losses " in *" consensus "*) case " $losses " in *" ce "*) picture=yes ;
   --model "consensus=$(best "student_consensus_s$first_seed")" \
   --model "CE=$(best "student_ce_s$first_seed")" --out "$out/students_vs_teacher.png"
 
+if [ "$picture" = yes ] && [ ! -f "$out/eval/chain_test.json" ]; then
+  for loss in consensus ce; do
+    [ -f "$out/export/student_$loss.onnx" ] || svc-export "$(best "student_${loss}_s$first_seed")" \
+      --out-dir "$out/export" --name "student_$loss" --format onnx --flip-average
+  done
+  labelgen eval-labels --split test --limit "${LIMIT:-300}" --root "$lfw" --teacher "$teacher" \
+    --teacher "$out/export/student_consensus.onnx" --teacher "$out/export/student_ce.onnx" \
+    --json "$out/eval/chain_test.json"
+fi
+
 # 4. LFW Part Labels parsing
+lfw_epochs_of() {  # lfw_epochs_of LOSS: LFW_EPOCHS_<LOSS> if set, else LFW_EPOCHS
+  local name="LFW_EPOCHS_${1^^}"
+  echo "${!name:-$lfw_epochs}"
+}
 for loss in $losses; do
-  in_parallel train "lfw_${loss}_s$first_seed" "$lfw_epochs" --lfw-parts --lfw-root "$lfw" --loss "$loss" \
-    --lr-patience 3 --seed "$first_seed"
+  in_parallel train "lfw_${loss}_s$first_seed" "$(lfw_epochs_of "$loss")" --lfw-parts --lfw-root "$lfw" \
+    --loss "$loss" --lr-patience 3 --seed "$first_seed"
 done
 finish_parallel
 for loss in $losses; do
-  evaluate "$out/eval/lfw_${loss}_s${first_seed}_e${lfw_epochs}_test.json" \
+  evaluate "$out/eval/lfw_${loss}_s${first_seed}_e$(lfw_epochs_of "$loss")_test.json" \
     "$(best "lfw_${loss}_s$first_seed")" --lfw-root "$lfw" "${lfw_images[@]}"
 done
 

@@ -6,8 +6,8 @@ Reads ``OUT/eval/*.json`` (svc-eval reports) and each run's ``seconds`` (wall
 time of each invocation of its training) and ``metrics.jsonl`` (the validation
 record of its best epoch), and prints Markdown: students and teacher on the
 synthetic test split (whole crop, face region, each held-out family), then LFW
-Part Labels parsing beside the published numbers. It reads only; a missing
-report is shown as ``-``.
+Part Labels parsing beside the published numbers, and each model as the
+labelling chain's teacher. It reads only; a missing report is shown as ``-``.
 """
 from __future__ import annotations
 
@@ -83,6 +83,26 @@ def family_table(out: Path) -> str:
     return "\n".join(lines)
 
 
+def chain_table(out: Path) -> str:
+    """Each model as the chain's teacher (``labelgen eval-labels``), beside the ``hull`` and ``classical`` baselines."""
+    report = read(out / "eval" / "chain_test.json")
+    if report is None:
+        return "(no chain_test.json)"
+    lines = ["| teacher of the chain | ok images | face IoU | occlusion IoU | occlusion recall / precision "
+             "| face / occlusion IoU where chain and truth agree on the face region | blob count error |",
+             "|---|---|---|---|---|---|---|"]
+    for spec, result in report["teachers"].items():
+        m = result["metrics"]
+        name = Path(spec).stem if spec.endswith(".onnx") else spec  # student_consensus, faceocc-w05-v1, hull, ...
+
+        def cell(key):
+            return number(None if m.get(key) is None else 100 * m[key])
+        lines.append(f"| {name} | {m['images']} | {cell('face_iou')} | {cell('occ_iou')} "
+                     f"| {cell('occ_recall')} / {cell('occ_precision')} | {cell('face_iou_both')} / "
+                     f"{cell('occ_iou_both')} | {number(m['blob_error'])} |")
+    return "\n".join(lines)
+
+
 def lfw_table(out: Path) -> str:
     lines = ["| model | training | size | pixel acc. | mIoU | IoU background / face / hair | mean recall "
              "| component error |", "|---|---|---|---|---|---|---|---|",
@@ -107,6 +127,8 @@ def main() -> None:
     print(student_table(out))
     print("\n## Each held-out family\n")
     print(family_table(out))
+    print("\n## As the teacher of the labelling chain (first 300 synthetic test faces)\n")
+    print(chain_table(out))
     print("\n## LFW Part Labels parsing, test split\n")
     print(lfw_table(out))
     for run in sorted((out / "runs").glob("lfw_*")):

@@ -41,6 +41,9 @@ def test_paper_experiment_runs_every_step_and_resumes(tmp_path):
             report = json.loads((out / "eval" / f"{name}_synth_test{suffix}.json").read_text())
             assert report["images"] == 4 and 0 <= report["model"]["iou"][1] <= 100
     assert (out / "students_vs_teacher.png").stat().st_size > 10_000
+    # ... and each as the labelling chain's teacher, beside the hull and classical baselines
+    chain = json.loads((out / "eval" / "chain_test.json").read_text())["teachers"]
+    assert len(chain) == 5 and all(result["metrics"]["images"] <= 4 for result in chain.values())
     # the trainings ran side by side (PARALLEL=2 by default), each into its own log
     assert "val mean recall" in (out / "runs" / "student_ce_s0.log").read_text()
     # 4. LFW parsing, both losses, on the first 4 test faces
@@ -49,7 +52,7 @@ def test_paper_experiment_runs_every_step_and_resumes(tmp_path):
         assert report["images"] == 4 and report["classes"] == ["background", "face", "hair"]
     # 5. the tables name every model
     for row in ("| teacher |", "| student_consensus_s0 |", "| student_ce_s0 |", "| lfw_ce_s0 |",
-                "| lfw_consensus_s0 |"):
+                "| lfw_consensus_s0 |", "| student_consensus |", "| student_ce |", "| hull |"):
         assert row in first.stdout, row
 
     stamps = {path: path.stat().st_mtime_ns for path in (out / "eval").iterdir()}
