@@ -55,10 +55,11 @@ train() {  # train RUN EPOCHS [svc-train options...]: train (or continue) one ru
   local resume=()
   [ -f "$run/checkpoints/last.ckpt" ] && resume=(--resume "$run")
   log "$(basename "$run"): training to $n epochs"
-  local start=$SECONDS
+  local start=$SECONDS status=0
   svc-train --width "$width" --batch-size "$batch" --epochs "$n" --num-workers 1 --amp --no-progress --out "$run" \
-    "${resume[@]}" "${max_steps[@]}" "${val_images[@]}" "$@"
-  echo $(( SECONDS - start )) >> "$run/seconds"  # one line per invocation: the wall time of each piece
+    "${resume[@]}" "${max_steps[@]}" "${val_images[@]}" "$@" || status=$?
+  echo $(( SECONDS - start )) >> "$run/seconds"  # one line per invocation, stopped or not: the wall time of each piece
+  [ "$status" -eq 0 ] || return "$status"
   echo "$n" > "$run/finished"
 }
 
