@@ -131,7 +131,7 @@ def main() -> None:
     print(chain_table(out))
     print("\n## LFW Part Labels parsing, test split\n")
     print(lfw_table(out))
-    for run in sorted((out / "runs").glob("lfw_*")):
+    for run in sorted(path for path in (out / "runs").glob("lfw_*") if path.is_dir()):
         print(f"\n{run.name}: {wall_time(run)}, best val mean recall {best_validation(run)}")
 
 
