@@ -328,6 +328,7 @@ def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size
     with occluder families (hands, glasses, props) that no training set uses. A killed loop resumes.
     """
     from labelgen.teachers import DEFAULT_TEACHER, job_teacher
+    from labelgen.store import StoreLocked
     from train.loop import LoopConfig, run_loop
     from train.stopping import TrainingInterrupted
 
@@ -345,6 +346,8 @@ def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size
     except KeyboardInterrupt:  # while labelling or measuring: finished shards and rounds are kept
         click.echo("interrupted (SIGINT): run the same command to resume", err=True)
         sys.exit(130)
+    except StoreLocked as error:  # another labelgen run or svc-train works on this loop's store or run folder
+        raise click.ClickException(str(error)) from None
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
 
