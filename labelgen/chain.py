@@ -34,7 +34,7 @@ from labelgen.stages.faces import DETECTORS, FaceFinder, FoundFace
 from labelgen.stages.hull import fill_convex_hull
 from labelgen.stages.pose import PoseEstimator
 from labelgen.stages.residual import MorphologyConfig, occlusion_residual
-from labelgen.stages.teacher import Teacher, load_teacher
+from labelgen.stages.teacher import CPU_BATCH, Teacher, load_teacher
 from labelgen.status import StageError, Status, read_status
 from labelgen.teachers import DEFAULT_TEACHER
 
@@ -187,7 +187,7 @@ class LabelChain:
                                       config.detect_threshold)
         self.teacher = teacher if teacher is not None else load_teacher(config.teacher)
         # Crops per teacher call: the teacher's preference (large on a GPU, 1 on a CPU) unless given.
-        self.teacher_batch = teacher_batch or getattr(self.teacher, "preferred_batch", 1)
+        self.teacher_batch = teacher_batch or getattr(self.teacher, "preferred_batch", CPU_BATCH)
 
     def close(self) -> None:
         self.pose_estimator.close()
