@@ -1,5 +1,6 @@
 """Tests for train.losses: the vectorized consensus loss against a float64 loop,
-the documented "official" reductions, and the cross-entropy baseline."""
+the documented "official" reductions, the cross-entropy baseline and the
+blob-weighted cross-entropy control (Eq. 5)."""
 
 import math
 
@@ -10,8 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from train.losses import (
+    BlobCrossEntropyLoss,
     ConsensusLoss,
     CrossEntropyLoss,
+    blob_cross_entropy_loss,
     blob_ids_from_label_map,
     blobs_from_class_map,
     blobs_from_class_maps,
@@ -261,3 +264,58 @@ def test_module_and_factory():
     assert isinstance(create_loss("CE"), CrossEntropyLoss)
     with pytest.raises(KeyError):
         create_loss("dice")
+
+
+# The blob-weighted cross-entropy control (the paper's Eq. 5).
+
+PIXEL_PROBS = [[0.5, 0.25, 0.25], [0.25, 0.5, 0.25], [0.2, 0.2, 0.6], [0.1, 0.1, 0.8]]  # pixels in raster order
+
+
+def _logits_of(probs):
+    """1 x C x 2 x 2 logits whose softmax is ``probs`` (log-probabilities are valid logits)."""
+    return torch.log(torch.tensor(probs, dtype=torch.float64)).T.reshape(1, 3, 2, 2)
+
+
+def test_blob_cross_entropy_by_hand():
+    # Blob 0 (class 0) holds pixels 0, 1, 2; blob 1 (class 2) holds pixel 3 alone.
+    ids = torch.tensor([[[0, 0], [0, 1]]])
+    table = torch.tensor([0, 2])
+    by_hand = 0.5 * (-(math.log(0.5) + math.log(0.25) + math.log(0.2)) / 3 - math.log(0.8))
+    logits = _logits_of(PIXEL_PROBS)
+    assert blob_cross_entropy_loss(logits, ids, table).item() == pytest.approx(by_hand, rel=1e-12)
+    # The pixel mean weights the 3-pixel blob three times as much: a different number.
+    per_pixel = -(math.log(0.5) + math.log(0.25) + math.log(0.2) + math.log(0.8)) / 4
+    assert cross_entropy_loss(logits, ids, table).item() == pytest.approx(per_pixel, rel=1e-12)
+    assert abs(by_hand - per_pixel) > 0.2
+
+
+def test_blob_cross_entropy_equals_pixel_mean_when_blobs_are_equal():
+    # Store label map with two equal 8-pixel blobs (background and face) and no ignored pixel.
+    label_map = torch.zeros(1, 4, 4, dtype=torch.long)
+    label_map[0, 2:] = 1
+    logits = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert blob_cross_entropy_loss(logits, label_map).item() == pytest.approx(
+        cross_entropy_loss(logits, label_map).item(), rel=1e-12
+    )
+
+
+def test_blob_cross_entropy_gives_a_small_blob_the_gradient_of_a_large_one():
+    # One wrong pixel in a 1-pixel blob gets 15x the gradient of one in a 15-pixel blob.
+    label_map = torch.zeros(1, 4, 4, dtype=torch.long)
+    label_map[0, 3, 3] = 2  # a one-pixel occluder
+    logits = torch.zeros(1, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    blob_cross_entropy_loss(logits, label_map).backward()
+    small = logits.grad[0, :, 3, 3].abs().sum()
+    large = logits.grad[0, :, 0, 0].abs().sum()
+    assert (small / large).item() == pytest.approx(15.0, rel=1e-9)
+
+
+def test_blob_cross_entropy_gradcheck_and_factory():
+    logits, ids, table = _random_blobs(3, 2, 3, 4, 5)
+    logits.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: blob_cross_entropy_loss(x, ids, table), (logits,))
+    module = create_loss("ce-blob")
+    assert isinstance(module, BlobCrossEntropyLoss)
+    assert module(logits, ids, table).item() == pytest.approx(blob_cross_entropy_loss(logits, ids, table).item())
+    empty = torch.full((2, 4, 5), -1)
+    assert module(logits, empty, table).item() == 0.0

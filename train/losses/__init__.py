@@ -1,4 +1,5 @@
-"""Losses: structure via consensus and a pixel-wise cross-entropy baseline.
+"""Losses: structure via consensus, a pixel-wise cross-entropy baseline, and the
+blob-weighted cross-entropy control (the paper's Eq. 5, ``"ce-blob"``).
 
 Both modules share one call interface: ``loss(logits, label_map)`` for the
 pseudo-label store, or ``loss(logits, blob_ids, blob_class)`` for explicit blobs.
@@ -15,7 +16,7 @@ from train.losses.blobs import (
     class_map_from_blobs,
     class_map_from_label_map,
 )
-from train.losses.ce import CrossEntropyLoss, cross_entropy_loss
+from train.losses.ce import BlobCrossEntropyLoss, CrossEntropyLoss, blob_cross_entropy_loss, cross_entropy_loss
 from train.losses.consensus import (
     ConsensusLoss,
     consensus_loss,
@@ -23,14 +24,14 @@ from train.losses.consensus import (
     consensus_loss_reference,
 )
 
-_LOSSES = {"consensus": ConsensusLoss, "ce": CrossEntropyLoss}
+_LOSSES = {"consensus": ConsensusLoss, "ce": CrossEntropyLoss, "ce-blob": BlobCrossEntropyLoss}
 
 
 def create_loss(name: str, **kw) -> nn.Module:
     """Builds a loss module by name.
 
     Args:
-        name: ``"consensus"`` or ``"ce"``.
+        name: ``"consensus"``, ``"ce"`` or ``"ce-blob"``.
         **kw: Constructor arguments (e.g. ``alpha``, ``beta``, ``mode`` for consensus).
 
     Returns:
@@ -46,11 +47,13 @@ def create_loss(name: str, **kw) -> nn.Module:
 
 
 __all__ = [
+    "BlobCrossEntropyLoss",
     "ConsensusLoss",
     "CrossEntropyLoss",
     "blob_ids_from_label_map",
     "blobs_from_class_map",
     "blobs_from_class_maps",
+    "blob_cross_entropy_loss",
     "class_map_from_blobs",
     "class_map_from_label_map",
     "consensus_loss",

@@ -21,18 +21,15 @@ already a blob id map, use :func:`consensus_loss_from_label_map`.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from train.losses.blobs import (
     _as_long_maps,
-    _check_ids,
     _expand_table,
     blob_ids_from_label_map,
+    blob_statistics,
     blobs_from_class_map,
     blobs_from_class_maps,
     class_map_from_blobs,
@@ -50,72 +47,6 @@ __all__ = [
 ]
 
 MODES = ("default", "official")
-
-
-def _prepare(
-    logits: torch.Tensor, blob_ids: torch.Tensor, blob_class: torch.Tensor, ignore_index: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Validates inputs; returns (ids N x HW, table N x B, valid-pixel mask N x HW)."""
-    if logits.ndim != 4:
-        raise ValueError(f"logits must be N x C x H x W, got shape {tuple(logits.shape)}")
-    n, _, h, w = logits.shape
-    ids = _as_long_maps(blob_ids).to(logits.device)
-    if ids.shape != (n, h, w):
-        raise ValueError(f"blob_ids shape {tuple(ids.shape)} does not match logits {(n, h, w)}")
-    table = _expand_table(blob_class, n).to(logits.device)
-    ids = ids.reshape(n, -1)
-    in_blob = (ids >= 0) & (ids != ignore_index)
-    _check_ids(ids[in_blob], table)
-    if table.numel() and int(table.max()) >= logits.shape[1]:
-        raise ValueError(f"blob class {int(table.max())} >= number of classes {logits.shape[1]}")
-    pixel_class = torch.gather(table, 1, ids.clamp(0, table.shape[1] - 1))
-    valid = in_blob & (pixel_class >= 0)
-    return ids, table, valid
-
-
-def _blob_statistics(logits: torch.Tensor, blob_ids: torch.Tensor, blob_class: torch.Tensor, ignore_index: int):
-    """Per-blob sufficient statistics, all blobs of the batch at once.
-
-    Returns:
-        Dict with ``log_m`` (nb x C, log of the blob mean prediction),
-        ``mean_log_p`` (nb x C, mean log-probability over the blob), ``size``
-        (nb, pixels), ``cls`` (nb, class), ``raw_id`` (nb, the per-image id),
-        or ``None`` when the batch holds no blob.
-    """
-    n, c = logits.shape[:2]
-    ids, table, valid = _prepare(logits, blob_ids, blob_class, ignore_index)
-    num_ids = table.shape[1]
-    # Offsetting by image index makes ids unique across the batch, and the offset
-    # key also indexes the flattened class table directly.
-    key = ids + torch.arange(n, device=ids.device).unsqueeze(1) * num_ids
-    valid = valid.reshape(-1)
-    key = key.reshape(-1)[valid]
-    if key.numel() == 0:
-        return None
-    blob_key, blob_of_pixel, size = torch.unique(key, return_inverse=True, return_counts=True)
-    nb = blob_key.numel()
-
-    # Half precision would lose the small KL values; work in at least float32.
-    work = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
-    log_p = F.log_softmax(work, dim=1).permute(0, 2, 3, 1).reshape(-1, c)[valid]
-
-    # log m_b = logsumexp_{s in S_b} log p(s) - log |S_b|. The per-blob max is only a
-    # shift for stability (the result does not depend on it), so it is detached.
-    index = blob_of_pixel.unsqueeze(1).expand(-1, c)
-    shift = torch.full((nb, c), -math.inf, dtype=log_p.dtype, device=log_p.device)
-    shift = shift.scatter_reduce(0, index, log_p.detach(), reduce="amax", include_self=True)
-    # Each blob's arg-max pixel contributes exp(0) = 1, so the sum is >= 1: no log(0).
-    sum_exp = torch.zeros_like(shift).index_add(0, blob_of_pixel, torch.exp(log_p - shift[blob_of_pixel]))
-    size_f = size.to(log_p.dtype).unsqueeze(1)
-    log_m = torch.log(sum_exp) + shift - torch.log(size_f)
-    mean_log_p = torch.zeros_like(shift).index_add(0, blob_of_pixel, log_p) / size_f
-    return {
-        "log_m": log_m,
-        "mean_log_p": mean_log_p,
-        "size": size,
-        "cls": table.reshape(-1)[blob_key],
-        "raw_id": blob_key % num_ids,
-    }
 
 
 def consensus_loss(
@@ -167,7 +98,7 @@ def consensus_loss(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    stats = _blob_statistics(logits, blob_ids, blob_class, ignore_index)
+    stats = blob_statistics(logits, blob_ids, blob_class, ignore_index)
     if stats is None:
         return logits.sum() * 0.0
     log_m = stats["log_m"]
