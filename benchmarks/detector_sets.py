@@ -19,7 +19,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from labelgen.lfw_parts import lfw_parts_location  # noqa: E402
+from labelgen.eval.lfw_parts import lfw_parts_location  # noqa: E402
 from labelgen.sample import sample_jpeg, sample_keys  # noqa: E402
 
 LFW = lfw_parts_location()  # $SVC_LFW_PARTS or ../shared/data/lfw_parts
@@ -57,7 +57,7 @@ def lfw_set(limit: int | None = None) -> list[bytes]:
 
 def occluded_set(folder: Path, limit: int | None = None) -> list[bytes]:
     """The occluded test photos, written to ``folder`` first when missing (``labelgen synth --photos`` does the same)."""
-    from labelgen.synth import write_synthetic_photos
+    from labelgen.eval.synth import write_synthetic_photos
 
     write_synthetic_photos(folder, "test", limit=limit, progress=False)
     return [(folder / f"{stem}#0.jpg").read_bytes() for stem in lfw_test_stems(limit)]

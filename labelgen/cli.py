@@ -1,14 +1,15 @@
 """``labelgen``: make occlusion pseudo-labels for face images.
 
 Commands:
-  run     label a whole corpus with Dask into a sharded, resumable Zarr store
-  stats   counts per status, blobs per image, occlusion fractions of a store
-  show    an overlay grid of a store's labels, as a PNG
-  report  one self-contained HTML page about a store: run, statuses, distributions, examples, failures
-  label   run the chain on single images (no Dask) and write PNGs + JSON
-  synth   paste occluders on LFW Part Labels faces: images with exact labels
-  eval-labels  score teachers' pseudo-labels against exact synthetic ground truth
-  teachers     the teachers that ship with labelgen, with their headline numbers
+  run       label a whole corpus with Dask into a sharded, resumable Zarr store
+  stats     counts per status, blobs per image, occlusion fractions of a store
+  show      an overlay grid of a store's labels, as a PNG
+  report    one self-contained HTML page about a store: run, statuses, distributions, examples, failures
+  label     run the chain on single images (no Dask) and write PNGs + JSON
+  teachers  the teachers that ship with labelgen, with their headline numbers
+
+and the evaluation kit's (:mod:`labelgen.eval.cli`): ``synth`` (LFW Part Labels faces
+with pasted occluders and exact labels) and ``eval-labels`` (labels scored against them).
 """
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ import cv2
 import numpy as np
 
 from labelgen.chain import DEFAULT_DETECTOR
+from labelgen.eval.cli import COMMANDS as EVALUATION_COMMANDS
 from labelgen.stages.faces import DETECTORS, SMALL_FACE_FRACTION
-from labelgen.lfw_parts import DEFAULT_ROOT_HELP
 from labelgen.teachers import DEFAULT_TEACHER
 
 
@@ -438,129 +439,6 @@ def report(store_path: Path, out: Path, examples: int, max_images: int) -> None:
     facts = write_report(store_path, out, examples=examples, max_images=max_images)
     click.echo(f"wrote {out} ({facts.status.size} images, {int((facts.status == Status.OK).sum())} ok)")
 
-def _families_option(value: str | None) -> tuple[str, ...] | None:
-    return None if value is None else tuple(name.strip() for name in value.split(",") if name.strip())
-
-
-_FAMILIES_HELP = ("Comma-separated occluder families (objects, polygons, scarves, hands, glasses, props, skin); "
-                  "default: the held-out ones for test, the training ones for train and val.")
-
-
-@main.command()
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="train", show_default=True,
-              help="LFW Part Labels split to occlude (test is for evaluation only).")
-@click.option("--copies", default=1, show_default=True, help="Occluded copies of each face.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="The Zarr store to create (a folder of photos with --photos).")
-@click.option("--size", "crop_size", default=128, show_default=True, help="Side of the stored images and labels.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the occluders and of the manifest's shuffle.")
-@click.option("--families", default=None, help=_FAMILIES_HELP)
-@click.option("--max-occluders", default=2, show_default=True, help="At most this many occluders per image.")
-@click.option("--limit", type=int, default=None, help="Only the first LIMIT faces of the split.")
-@click.option("--shard-size", default=256, show_default=True, help="Images per shard.")
-@click.option("--root", type=click.Path(path_type=Path), default=None,
-              help=f"LFW Part Labels folder.  {DEFAULT_ROOT_HELP}")
-@click.option("--overwrite", is_flag=True, help="Delete an existing --out first.")
-@click.option("--photos", is_flag=True,
-              help="Write the occluded photos (250 px JPEG, '<stem>#<copy>.jpg') into the folder --out instead of "
-                   "a store, without their labels: a corpus for 'labelgen run --source folder'. Resumes: files "
-                   "already there are kept.")
-def synth(split, copies, out, crop_size, seed, families, max_occluders, limit, shard_size, root, overwrite,
-          photos) -> None:
-    """Write LFW Part Labels faces with pasted occluders and their EXACT labels as a label store.
-
-    Same schema as 'labelgen run' (0 background, 1 visible face, >=2 one id
-    per occluder blob on the face; every row ok), so the store is training
-    data as it is. Keys are '<stem>#<copy>'; the images are the 250 px LFW
-    images resized to --size (no face crop). Deterministic in --seed.
-
-    \b
-    Examples:
-      labelgen synth --split train --copies 4 --out synth_train.zarr
-      labelgen synth --split test --out synth_test.zarr --size 128
-      labelgen synth --split train --copies 3 --photos --out occluded_photos/
-    """
-    import shutil
-
-    from labelgen.store import StoreError
-    from labelgen.synth import write_synthetic_photos, write_synthetic_store
-
-    if overwrite and out.exists():
-        shutil.rmtree(out)
-    if photos:
-        try:
-            count = write_synthetic_photos(out, split, copies, seed, _families_option(families), max_occluders,
-                                           root, limit)
-        except (FileNotFoundError, ValueError) as error:
-            raise click.ClickException(str(error)) from error
-        click.echo(f"{out} holds the {count} occluded photos of this split (labels not written)")
-        return
-    try:
-        store = write_synthetic_store(out, split, copies, seed, _families_option(families), max_occluders,
-                                      crop_size, shard_size, root, limit)
-    except (StoreError, FileNotFoundError, ValueError) as error:
-        raise click.ClickException(str(error)) from error
-    blobs = store.read("blobs", slice(None))
-    click.echo(f"wrote {store.count} images to {out} ({int((blobs > 0).sum())} occluded, "
-               f"{int(blobs.sum())} occlusion blobs)")
-
-
-@main.command("eval-labels")
-@click.option("--teacher", "teachers", multiple=True, metavar="NAME|PATH",
-              help="A teacher to compare with the baselines 'hull' and 'classical' (repeatable): a shipped "
-                   f"teacher's name or a .onnx/.pt model.  [default: {DEFAULT_TEACHER}]")
-@click.option("--limit", default=300, show_default=True, help="First LIMIT faces of the split.")
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
-@click.option("--copies", default=1, show_default=True, help="Occluded copies of each face.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the synthetic occluders.")
-@click.option("--families", default=None, help=_FAMILIES_HELP)
-@click.option("--max-occluders", default=2, show_default=True)
-@click.option("--crop-size", default=128, show_default=True, help="Side of the chain's output labels.")
-@click.option("--root", type=click.Path(path_type=Path), default=None,
-              help=f"LFW Part Labels folder.  {DEFAULT_ROOT_HELP}")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also save the report here.")
-@click.option("--grid", "grid_path", type=click.Path(path_type=Path), default=None,
-              help="Also write a PNG: for the first --grid-rows faces, the true labels and each teacher's side by side.")
-@click.option("--grid-rows", default=8, show_default=True, help="Faces in the --grid picture.")
-def eval_labels(teachers, limit, split, copies, seed, families, max_occluders, crop_size, root, json_path,
-                grid_path, grid_rows) -> None:
-    """Score the labelling chain against exact labels of synthetically occluded LFW faces.
-
-    Runs the chain with the teachers 'hull' (no occlusions), 'classical' and
-    each --teacher (default: the shipped teacher) on the same images (made on the fly by the generator of
-    'labelgen synth'; held-out occluder families on test), maps the exact labels
-    into each result's crop and prints one row per teacher: ok rate, face
-    IoU, occlusion IoU / recall / precision, both IoUs inside the true face
-    region (@gt) and inside the face region chain and truth agree on (@both:
-    the visible-vs-occluded decision alone), mean |#blobs true - #blobs
-    predicted|, per-image mean IoUs, and the other statuses. IoUs pool pixels
-    over all ok images.
-
-    \b
-    Example:
-      labelgen eval-labels --limit 300 --teacher teacher.onnx --json quality.json --grid quality.png
-    """
-    from labelgen.quality import comparison_grid, evaluate_teachers, format_table, report_json, teacher_list
-
-    names = teacher_list(teachers or (DEFAULT_TEACHER,))
-    examples = [] if grid_path is not None else None
-    try:
-        report = evaluate_teachers(names, split, limit, copies, seed, _families_option(families),
-                                   max_occluders, crop_size, root, examples=examples, max_examples=grid_rows)
-    except (FileNotFoundError, ValueError) as error:
-        raise click.ClickException(str(error)) from error
-    settings = report["settings"]
-    click.echo(f"{settings['split']} split, first {limit} faces x {copies}, families {','.join(settings['families'])}, "
-               f"seed {seed}")
-    click.echo(format_table(report))
-    if json_path is not None:
-        json_path.write_text(report_json(report))
-        click.echo(f"wrote {json_path}")
-    if grid_path is not None:
-        if not examples:
-            raise click.ClickException("no face was labelled ok by every teacher: nothing to draw")
-        _write_picture(grid_path, comparison_grid(examples, names))
-        click.echo(f"wrote {grid_path} ({len(examples)} faces: truth, {', '.join(names)})")
-
 
 @main.command()
 def teachers() -> None:
@@ -580,6 +458,10 @@ def teachers() -> None:
             click.echo(f"    {measure}: {value}")
     for name, description in BUILTIN_TEACHERS.items():
         click.echo(f"{name}\n    {description}")
+
+
+for _command in EVALUATION_COMMANDS:  # synth, eval-labels: they live with the evaluation kit
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ no data at all.
 Base photographs (public domain): scikit-image's ``astronaut`` (Eileen
 Collins, NASA) and ``camera`` (the cameraman, greyscale), and Matplotlib's
 ``grace_hopper.jpg`` (US Navy). Variants: horizontal flip, half scale,
-rotations, greyscale, and pasted occluders from :mod:`labelgen.occluders` (a
-coffee cup cut from scikit-image's ``coffee``, sunglasses, a skin-toned hand,
-a textured scarf), each in its canonical, fixed form.
+rotations, greyscale, and pasted occluders drawn by the evaluation kit's
+:mod:`labelgen.eval.occluders` (a coffee cup cut from scikit-image's
+``coffee``, sunglasses, a skin-toned hand, a textured scarf), each in its
+canonical, fixed form.
 One photo without a face (scikit-image's ``coffee``) shows the ``no_face``
 status. Everything is generated in memory from a fixed seed.
 """
@@ -20,7 +21,6 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from labelgen.occluders import coffee_cup, hand, paste, scarf, sunglasses
 from labelgen.stages.decode import to_rgb8
 
 # Face boxes (x0, y0, x1, y1) of the base photographs, as CenterFace finds them;
@@ -81,6 +81,9 @@ def _render(key: str) -> tuple[np.ndarray, np.ndarray]:
         return _frozen(image), _frozen(np.zeros(image.shape[:2], bool))
     if name not in FACE_BOXES or variant not in VARIANTS:
         raise KeyError(f"no sample image {key!r}; known: {', '.join(sample_keys())}")
+    # The occluders are drawn by the evaluation kit, imported only when a sample image is made.
+    from labelgen.eval.occluders import coffee_cup, hand, paste, scarf, sunglasses
+
     image = _base_photo(name)
     occluder = np.zeros(image.shape[:2], bool)
     rng = np.random.default_rng(zlib.crc32(key.encode()))  # hash() is salted per process

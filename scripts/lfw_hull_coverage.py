@@ -4,7 +4,7 @@ Usage: python scripts/lfw_hull_coverage.py [--split test] [--limit N] [--detecto
 
 Prints, per detector (see labelgen/stages/faces.py), the detection rate, the
 pose success rate (MediaPipe), and the mean recall / precision of the
-projected contour hull against the ground truth (see labelgen/coverage.py
+projected contour hull against the ground truth (see labelgen/eval/coverage.py
 for the definitions).
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from labelgen.coverage import lfw_hull_coverage  # noqa: E402
-from labelgen.lfw_parts import DEFAULT_ROOT_HELP, lfw_parts_location  # noqa: E402
+from labelgen.eval.coverage import lfw_hull_coverage  # noqa: E402
+from labelgen.eval.lfw_parts import DEFAULT_ROOT_HELP, lfw_parts_location  # noqa: E402
 from labelgen.stages.faces import DETECTORS, FaceFinder  # noqa: E402
 from labelgen.stages.pose import PoseEstimator  # noqa: E402
 

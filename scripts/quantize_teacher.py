@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from labelgen.stages.teacher import to_network_input  # noqa: E402
-from labelgen.synth import synthetic_split, to_store_size  # noqa: E402
+from labelgen.eval.synth import synthetic_split, to_store_size  # noqa: E402
 
 
 def calibration_batches(count: int) -> list[np.ndarray]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labelgen.lfw_parts import ROOT_ENV, lfw_parts_location
+from labelgen.eval.lfw_parts import ROOT_ENV, lfw_parts_location
 
 REQUIRE_LFW_ENV = "SVC_REQUIRE_LFW"  # .ci/run sets it: there a missing dataset fails instead of skipping
 REQUIRE_BROWSER_ENV = "SVC_REQUIRE_BROWSER"  # .ci/run sets it (and installs Chromium): no skipped browser test

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from labelgen.coverage import hull_coverage, lfw_hull_coverage
+from labelgen.eval.coverage import hull_coverage, lfw_hull_coverage
 
 
 def coverage_on(stems, lfw_root, pose_estimator):

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from labelgen.cli import main
-from labelgen.quality import comparison_grid, count_components, label_quality, report_json, summarize, teacher_list
+from labelgen.eval.quality import comparison_grid, count_components, label_quality, report_json, summarize, teacher_list
 from labelgen.teachers import DEFAULT_TEACHER
 
 GT = np.array([[0, 1, 1, 1, 0],

@@ -150,7 +150,7 @@ def test_the_default_teacher_keeps_its_quality_on_held_out_occluders(lfw_root):
     one IoU point, covers pixels whose argmax flips between CPUs (pooled over ~60 faces, a few hundred
     flipped pixels move a pooled IoU by well under 0.01), and not a worse model.
     """
-    from labelgen.quality import evaluate_teachers
+    from labelgen.eval.quality import evaluate_teachers
 
     guard = shipped_teachers()[DEFAULT_TEACHER].quality_guard
     report = evaluate_teachers([DEFAULT_TEACHER], split="val", limit=guard["faces"], families=tuple(guard["families"]),

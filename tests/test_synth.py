@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from labelgen import occluders, synth
+from labelgen.eval import occluders, synth
 from labelgen.cli import main
-from labelgen.occluders import (FAMILIES, HELDOUT_FAMILIES, KINDS, OPTIONAL_TRAIN_FAMILIES, TRAIN_FAMILIES,
-                                OccluderKind, make_occluder)
-from labelgen.synth import FaceFrame, occlude, synthesize, synthetic_pair, synthetic_split, to_store_size
+from labelgen.eval.occluders import (FAMILIES, HELDOUT_FAMILIES, KINDS, OPTIONAL_TRAIN_FAMILIES, TRAIN_FAMILIES,
+                                     OccluderKind, make_occluder)
+from labelgen.eval.synth import FaceFrame, occlude, synthesize, synthetic_pair, synthetic_split, to_store_size
 
 
 # -- occluders -----------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def test_student_as_teacher_loop_runs_end_to_end_and_resumes(tmp_path, lfw_root)
     for path in sorted((lfw_root / "images").glob("A*.jpg"))[:6]:
         (corpus / path.name).symlink_to(path.resolve())
     exact = tmp_path / "exact.zarr"
-    from labelgen.synth import write_synthetic_store
+    from labelgen.eval.synth import write_synthetic_store
 
     write_synthetic_store(exact, split="train", limit=4)
     from train.engine import TrainConfig, train

@@ -9,8 +9,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from labelgen.lfw_parts import load_pair
-from labelgen.synth import split_stems, write_synthetic_store
+from labelgen.eval.lfw_parts import load_pair
+from labelgen.eval.synth import split_stems, write_synthetic_store
 from train.cli import main as svc_train
 from train.engine import TrainConfig, train
 from train.logs import read_metrics
@@ -113,7 +113,7 @@ def test_occlude_validates_on_a_store_when_given(lfw_root, tmp_path):
 
 
 def test_occluder_families_reach_the_training_set(tmp_path):
-    from labelgen.occluders import TRAIN_FAMILIES
+    from labelgen.eval.occluders import TRAIN_FAMILIES
     from train.engine import TrainingData, init_distributed
 
     root = make_synthetic_lfw(tmp_path / "lfw", {"train": 4, "val": 2}, size=64)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from labelgen.lfw_parts import DEFAULT_ROOT_HELP
+from labelgen.eval.lfw_parts import DEFAULT_ROOT_HELP
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

@@ -33,7 +33,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from labelgen.occluders import TRAIN_FAMILIES
+from labelgen.eval.occluders import TRAIN_FAMILIES
 from labelgen.store import LabelStore, StoreLock
 from train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from train.data import (

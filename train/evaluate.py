@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from labelgen.lfw_parts import FACE
+from labelgen.eval.lfw_parts import FACE
 from train.lfw_parts import CLASS_NAMES, NATIVE_SIZE, default_lfw_parts_root, load_pair, read_split
 from train.metrics import ConfusionMatrix, SparsityMeter, resize_nearest
 from train.models import image_to_tensor

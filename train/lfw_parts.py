@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from labelgen.lfw_parts import CLASS_NAMES, SPLITS, default_lfw_parts_root, load_pair, read_split
+from labelgen.eval.lfw_parts import CLASS_NAMES, SPLITS, default_lfw_parts_root, load_pair, read_split
 from train.metrics import resize_nearest
 from train.models import image_to_tensor
 

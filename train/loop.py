@@ -57,7 +57,7 @@ def quality_score(metrics: dict) -> float:
 
 
 def measure_teacher(teacher: str, config: LoopConfig) -> dict:
-    from labelgen.quality import evaluate_teachers
+    from labelgen.eval.quality import evaluate_teachers
 
     report = evaluate_teachers([teacher], split="val", limit=config.quality_limit, families=QUALITY_FAMILIES,
                                progress=False)

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from labelgen.occluders import TRAIN_FAMILIES, kinds_of
-from labelgen.synth import load_face, lfw_parts_root, split_stems, synthesize, synthetic_pair, to_store_size
+from labelgen.eval.occluders import TRAIN_FAMILIES, kinds_of
+from labelgen.eval.synth import load_face, lfw_parts_root, split_stems, synthesize, synthetic_pair, to_store_size
 from train.losses import class_map_from_label_map
 from train.models import image_to_tensor
 

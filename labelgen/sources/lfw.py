@@ -35,7 +35,7 @@ class LFWSource(Source):
     """Reader of an LFW tree, nested or flat.
 
     Example (needs LFW Part Labels):
-        >>> from labelgen.lfw_parts import default_lfw_parts_root
+        >>> from labelgen.eval.lfw_parts import default_lfw_parts_root
         >>> source = LFWSource(default_lfw_parts_root())
         >>> next(source.scan()).key
         'images/AJ_Cook_0001.jpg'

@@ -1,6 +1,6 @@
 """How good are the pseudo-labels? The chain scored against exact synthetic ground truth.
 
-:mod:`labelgen.synth` pastes occluders onto LFW Part Labels faces, so the true
+:mod:`labelgen.eval.synth` pastes occluders onto LFW Part Labels faces, so the true
 label map is known. :func:`evaluate_teachers` runs the labelling chain on those
 images (regenerated on the fly, deterministic), maps the truth into each
 result's crop (``crop_labels(gt, result.crop)``) and counts, per teacher:
@@ -177,7 +177,7 @@ def evaluate_teachers(teachers: Sequence[str], split: str = "test", limit: int |
     from labelgen.chain import ChainConfig, LabelChain
     from labelgen.stages.crop import crop_labels
     from labelgen.stages.teacher import load_teacher
-    from labelgen.synth import default_families, synthetic_split
+    from labelgen.eval.synth import default_families, synthetic_split
 
     families = tuple(default_families(split) if families is None else families)
     statuses = {teacher: Counter() for teacher in teachers}

@@ -2,7 +2,7 @@
 
 The labelling chain can only be scored against ground truth it did not make.
 Here the truth is known by construction: occluders from
-:mod:`labelgen.occluders` are pasted onto real faces whose visible-face mask
+:mod:`labelgen.eval.occluders` are pasted onto real faces whose visible-face mask
 is hand-labelled (LFW Part Labels, ``label == 1``), and the label map follows
 from the pasted pixels:
 
@@ -17,8 +17,8 @@ microphones) are already background in its labels, so the map is exact.
 Everything is a function of ``(split, stem, copy, seed)``: the same arguments
 give the same arrays in any process, in any order. Use the ``test`` split for
 evaluation only; ``train`` and ``val`` are for training and tuning. By default
-``train``/``val`` get :data:`~labelgen.occluders.TRAIN_FAMILIES` and ``test``
-gets the unlike :data:`~labelgen.occluders.HELDOUT_FAMILIES`.
+``train``/``val`` get :data:`~labelgen.eval.occluders.TRAIN_FAMILIES` and ``test``
+gets the unlike :data:`~labelgen.eval.occluders.HELDOUT_FAMILIES`.
 
 Example:
     >>> import numpy as np
@@ -39,9 +39,9 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
-from labelgen.lfw_parts import FACE as LFW_FACE
-from labelgen.lfw_parts import SPLITS, default_lfw_parts_root, load_pair, read_split
-from labelgen.occluders import HELDOUT_FAMILIES, TRAIN_FAMILIES, OccluderKind, kinds_of, make_occluder, paste
+from labelgen.eval.lfw_parts import FACE as LFW_FACE
+from labelgen.eval.lfw_parts import SPLITS, default_lfw_parts_root, load_pair, read_split
+from labelgen.eval.occluders import HELDOUT_FAMILIES, TRAIN_FAMILIES, OccluderKind, kinds_of, make_occluder, paste
 from labelgen.stages.components import BACKGROUND, FACE, label_occlusions
 
 BLUR_SIGMAS = (0.0, 0.6, 0.9, 1.3, 1.8)
@@ -178,7 +178,7 @@ def occlude(image: np.ndarray, face_mask: np.ndarray, rng: np.random.Generator,
         face_mask: boolean ``(H, W)``, the face the occluders are placed on
             (scale and position follow its width and top).
         rng: the only source of randomness.
-        families: occluder families to draw from (see :mod:`labelgen.occluders`).
+        families: occluder families to draw from (see :mod:`labelgen.eval.occluders`).
         max_occluders, min_occluders: how many occluders, drawn uniformly.
 
     Returns:
@@ -326,8 +326,8 @@ def write_synthetic_store(out: str | Path, split: str, copies: int = 1, seed: in
     store = create_store(out, entries, crop_size=crop_size, shard_size=shard_size, attributes={
         "source": {"name": "lfw_parts", "root": str(root.resolve())},
         "synthetic": {"split": split, "copies": copies, "seed": seed, "families": list(families),
-                      "max_occluders": max_occluders, "limit": limit,
-                      "generator": "labelgen.synth.synthetic_pair(split, stem, copy, seed, families, max_occluders)"},
+                      "max_occluders": max_occluders, "limit": limit, "generator":
+                      "labelgen.eval.synth.synthetic_pair(split, stem, copy, seed, families, max_occluders)"},
         "manifest_order": f"numpy default_rng({seed}).permutation"})
     bar = tqdm(total=len(entries), unit="img", desc=f"synthesizing {split}", disable=not progress)
     for index in range(store.shard_count):

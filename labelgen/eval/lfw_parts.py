@@ -19,7 +19,7 @@ import numpy as np
 SPLITS = ("train", "val", "test")
 CLASS_NAMES = ("background", "face", "hair")
 FACE, HAIR = 1, 2
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ROOT_ENV = "SVC_LFW_PARTS"
 # The one description of the default, for every command's --root / --lfw-root help.
 DEFAULT_ROOT_HELP = "[default: $SVC_LFW_PARTS or ../shared/data/lfw_parts beside the project]"
@@ -32,9 +32,13 @@ def lfw_parts_location(project_root: str | Path | None = None) -> Path:
     ``<project root>/../shared/data/lfw_parts``.
 
     Example:
-        >>> import os
-        >>> os.environ.get(ROOT_ENV) or lfw_parts_location("/p/proj") == Path("/p/shared/data/lfw_parts")
-        True
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {ROOT_ENV: ""}):  # unset, whatever this shell says
+        ...     print(lfw_parts_location("/p/proj"))
+        /p/shared/data/lfw_parts
+        >>> with mock.patch.dict(os.environ, {ROOT_ENV: "/p/elsewhere"}):
+        ...     print(lfw_parts_location("/p/proj"))
+        /p/elsewhere
     """
     configured = os.environ.get(ROOT_ENV)
     if configured:
