@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
-# Retrains the shipped teacher (labelgen/teachers/<NAME>.onnx) from LFW Part Labels, exactly as shipped.
+# Retrains a teacher from LFW Part Labels: the shipped faceocc-w05-v1 exactly as shipped, or v2 (v1 + robustness).
 #
 #   1. FaceOccNet (width 0.5) on LFW Part Labels' train faces with fresh synthetic occluders pasted on every
 #      draw (training families objects, polygons, scarves), consensus loss, validated on the synthetic val split;
 #   2. two warm restarts at lr 3e-4 that add the smooth skin-toned blobs ('skin') to the occluders, each from
 #      the previous phase's best checkpoint (by validation mean recall);
+#   v1 (NAME=faceocc-w05-v1):
 #   3. svc-export of the last phase's best checkpoint to ONNX with flip test-time averaging built in
 #      (dynamic batch axis), written into the package with its sha256.
+#   any other NAME (e.g. faceocc-w05-v2):
+#   3. a robustness phase: the same occluders plus photometric augmentation (svc-train --photometric: greyscale,
+#      colour casts, exposure, JPEG, low resolution, blur, noise; train/photometric.py), lr 3e-4 with the
+#      plateau schedule, from phase 2's best checkpoint, or from $INIT when given (then phases 1-2 are skipped:
+#      e.g. the v1 weights recovered by scripts/teacher_weights_from_onnx.py). It stops after training and
+#      prints the best checkpoint: exporting (flip averaging or not, int8) is a separate decision.
+# Phases 1-2 train without photometric augmentation (--photometric 0), as v1 did.
 #
-# Seeds are fixed (--seed 0: initialisation, data order, occluders, flips); we have not checked that a full
-# rerun reproduces the shipped file bit for bit (bfloat16 kernels differ across CPUs), so compare a retrain by
-# its numbers (pipelines/evaluate_teacher.sh). Rerunning the script continues a stopped phase where it stopped
-# and skips finished ones. The model card is docs/teacher.md.
+# Seeds are fixed (--seed 0: initialisation, data order, occluders, flips, photometric draws); we have not checked
+# that a full rerun reproduces the shipped file bit for bit (bfloat16 kernels differ across CPUs), so compare a
+# retrain by its numbers (pipelines/evaluate_teacher.sh). Rerunning the script continues a stopped phase where it
+# stopped and skips finished ones. The model card is docs/teacher.md.
 #
 # Usage: pipelines/train_teacher.sh [OUT=out/teacher_recipe] [EPOCHS=60] [WIDTH=0.5] [NAME=faceocc-w05-v1]
+# Environment (v2 only): INIT=checkpoint to start the robustness phase from; ROBUST_EPOCHS (30);
+#   PHOTOMETRIC (0.5, the chance a draw is augmented); PHOTOMETRIC_STRENGTH (1.0).
 # On a GPU: WIDTH=1.0 (add --batch-size 128 to the svc-train lines for speed).
 set -euo pipefail
 out=${1:-out/teacher_recipe}
@@ -22,6 +32,7 @@ width=${3:-0.5}
 name=${4:-faceocc-w05-v1}
 here=$(cd "$(dirname "$0")/.." && pwd)
 lfw=${SVC_LFW_PARTS:-$here/../shared/data/lfw_parts}
+skin_families=objects,polygons,scarves,skin
 mkdir -p "$out"
 start=$(date +%s)
 
@@ -36,14 +47,25 @@ phase() {  # phase NAME EPOCHS [svc-train options...]: train one phase unless it
   touch "$run/finished"
 }
 
-phase main "$epochs" --lr-patience 3
-phase skin 12 --occluder-families objects,polygons,scarves,skin --lr 3e-4 --lr-patience 2 \
-  --init-weights "$out/runs/main/checkpoints/best.ckpt"
-phase skin2 12 --occluder-families objects,polygons,scarves,skin --lr 3e-4 --lr-patience 2 \
-  --init-weights "$out/runs/skin/checkpoints/best.ckpt"
+if [ "$name" = faceocc-w05-v1 ] || [ -z "${INIT:-}" ]; then
+  phase main "$epochs" --lr-patience 3 --photometric 0
+  phase skin 12 --occluder-families "$skin_families" --lr 3e-4 --lr-patience 2 --photometric 0 \
+    --init-weights "$out/runs/main/checkpoints/best.ckpt"
+  phase skin2 12 --occluder-families "$skin_families" --lr 3e-4 --lr-patience 2 --photometric 0 \
+    --init-weights "$out/runs/skin/checkpoints/best.ckpt"
+fi
 
-svc-export "$out/runs/skin2/checkpoints/best.ckpt" --out-dir "$out/export" --name "$name" --format onnx \
-  --flip-average
-cp "$out/export/$name.onnx" "$here/labelgen/teachers/$name.onnx"
-sha256sum "$here/labelgen/teachers/$name.onnx"
+if [ "$name" = faceocc-w05-v1 ]; then
+  svc-export "$out/runs/skin2/checkpoints/best.ckpt" --out-dir "$out/export" --name "$name" --format onnx \
+    --flip-average
+  cp "$out/export/$name.onnx" "$here/labelgen/teachers/$name.onnx"
+  sha256sum "$here/labelgen/teachers/$name.onnx"
+else
+  phase robust "${ROBUST_EPOCHS:-30}" --occluder-families "$skin_families" --lr 3e-4 --lr-patience 2 \
+    --photometric "${PHOTOMETRIC:-0.5}" --photometric-strength "${PHOTOMETRIC_STRENGTH:-1.0}" \
+    --init-weights "${INIT:-$out/runs/skin2/checkpoints/best.ckpt}"
+  echo "best checkpoint (synthetic val mean recall): $out/runs/robust/checkpoints/best.ckpt"
+  echo "export it when decided, e.g.: svc-export $out/runs/robust/checkpoints/best.ckpt --out-dir $out/export" \
+       "--name $name --format onnx [--flip-average]"
+fi
 echo "train_teacher.sh: $(( ($(date +%s) - start) / 60 )) minutes (this invocation)"

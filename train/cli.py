@@ -88,10 +88,19 @@ def _fail(error: Exception) -> click.ClickException:
 @click.option("--allow-incomplete", is_flag=True,
               help="Train on a store whose 'labelgen run' has not finished (its labelled rows only); refused "
                    "otherwise. config.json records each store's shards done / total and counts per status.")
+@click.option("--photometric", type=click.FloatRange(0, 1), default=None, metavar="P",
+              help="Chance that a training image gets photometric augmentation, as web photos have it: greyscale, "
+                   "colour casts, brightness / contrast / saturation, under- and over-exposure, JPEG down to "
+                   "quality 10, low resolution, blur, sensor noise (after any occluders are pasted; labels "
+                   "unchanged; seeded like the data order). 0 turns it off.  [default: 0.5 for a new run; "
+                   "--resume keeps the run's own, 0 for runs from before this option]")
+@click.option("--photometric-strength", type=click.FloatRange(0, 1, min_open=True), default=None, metavar="S",
+              help="Scales the augmentation's ranges; 1 is the harshest (JPEG quality 10, a quarter of the "
+                   "resolution, gamma 0.45 to 2.2).  [default: 1.0; --resume keeps the run's own]")
 def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out, val_fraction, val_labels,
          val_max_images, model_name, width, loss, alpha, beta, epochs, batch_size, max_steps, lr, min_lr, lr_patience,
          image_size, num_workers, buffer_size, seed, device, amp, log_every, keep_checkpoints, resume, init_weights,
-         progress, allow_incomplete) -> None:
+         progress, allow_incomplete, photometric, photometric_strength) -> None:
     """Train a face segmenter with the structure-via-consensus loss (Masi et al., CVPR 2020).
 
     Trains on the pseudo-label store (--labels; 0 background, 1 face, >=2 one id per
@@ -122,7 +131,8 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out
         alpha=alpha, beta=beta, epochs=epochs, batch_size=batch_size, max_steps=max_steps, lr=lr, min_lr=min_lr,
         lr_patience=lr_patience, image_size=image_size, num_workers=num_workers, buffer_size=buffer_size,
         seed=seed, device=device, amp=amp, log_every=log_every, keep_checkpoints=keep_checkpoints,
-        progress=progress, init_weights=str(init_weights) if init_weights else None, allow_incomplete=allow_incomplete)
+        progress=progress, init_weights=str(init_weights) if init_weights else None, allow_incomplete=allow_incomplete,
+        photometric=photometric, photometric_strength=photometric_strength)
     try:
         summary = train(config, resume=str(resume) if resume else None)
     except TrainingInterrupted as stop:

@@ -52,6 +52,7 @@ from train.losses import create_loss
 from train.metrics import ConfusionMatrix
 from train.models import create_model, normalize_image
 from train.occluded import OccludedLFWTrain, SyntheticLFWEval
+from train.photometric import DEFAULT_PROBABILITY, DEFAULT_STRENGTH, Photometric
 from train.stopping import StopRequest, TrainingInterrupted, ignore_stop_signals
 
 # LFW Part Labels faces a run may train on; the test split never.
@@ -108,6 +109,14 @@ class TrainConfig:
         allow_incomplete: Train on stores that still have pending shards (only
             their labelled rows); refused otherwise. Either way ``config.json``
             records each store's completeness under ``label_stores``.
+        photometric: Chance that a training image gets photometric augmentation
+            (:mod:`train.photometric`: greyscale, colour casts, exposure, JPEG, low
+            resolution, blur, noise), applied to each batch after the data set made it
+            (occluders pasted); 0 is off. ``None``: a new run takes
+            :data:`train.photometric.DEFAULT_PROBABILITY`, a resumed run its checkpoint's
+            value (0 for checkpoints from before the option).
+        photometric_strength: Scales the augmentation's ranges, in (0, 1]; ``None`` as
+            for ``photometric`` (default :data:`train.photometric.DEFAULT_STRENGTH`).
     """
 
     out: str
@@ -145,6 +154,8 @@ class TrainConfig:
     progress: bool = True
     init_weights: str | None = None
     allow_incomplete: bool = False
+    photometric: float | None = None
+    photometric_strength: float | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -211,6 +222,18 @@ def autocast_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cpu" else torch.float16
 
 
+def resolve_photometric(config: TrainConfig, saved: dict | None) -> None:
+    """Fills the photometric options left ``None``: a resumed run keeps its checkpoint's, a new run gets the defaults.
+
+    Checkpoints from before the option trained without augmentation, so resuming
+    one continues without it unless asked.
+    """
+    if config.photometric is None:
+        config.photometric = DEFAULT_PROBABILITY if saved is None else saved.get("photometric", 0.0)
+    if config.photometric_strength is None:
+        config.photometric_strength = (saved or {}).get("photometric_strength") or DEFAULT_STRENGTH
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -245,6 +268,9 @@ class TrainingData:
         # asked for, and how complete each store was goes into config.json either way.
         self.stores = [LabelStore(path, mode="r").check_complete(config.allow_incomplete)
                        for path in store_paths(config.labels or []) + ([config.val_labels] if config.val_labels else [])]
+        resolve_photometric(config, None)  # a no-op after Trainer's (which knows about resuming)
+        photometric = Photometric(config.photometric, config.photometric_strength)  # checks the options
+        self.photometric = photometric if config.photometric > 0 else None
         if config.labels:
             self._init_store()
         else:
@@ -328,6 +354,17 @@ class TrainingData:
             # An explicit generator keeps the global RNG (which dropout uses) untouched.
             generator=seeded_generator(self.config.seed, epoch, self.env.rank),
             persistent_workers=False, worker_init_fn=ignore_stop_signals)
+
+    def augment(self, batch: tuple, epoch: int, batch_index: int) -> tuple:
+        """A training batch with photometric augmentation on its images (targets unchanged).
+
+        The draws are a function of ``(seed, epoch, rank, batch_index)``, so a resumed
+        run augments the batches it replays exactly as the first run did.
+        """
+        if self.photometric is None:
+            return batch
+        images, *targets = batch
+        return (self.photometric(images, (self.config.seed, epoch, self.env.rank, batch_index)), *targets)
 
     def val_loader(self) -> DataLoader | None:
         if self.val_set is None:
@@ -423,6 +460,7 @@ class Trainer:
         payload = load_checkpoint(resume) if resume else None
         if payload is not None:
             _check_compatible(payload["config"], config)
+        resolve_photometric(config, payload["config"] if payload is not None else None)
         seed_everything(config.seed + self.env.rank)  # ranks differ in dropout, agree in init (DDP broadcasts)
         self.data = TrainingData(config, self.env)
         self.model = create_model(config.model, num_classes=config.num_classes, width=config.width).to(self.device)
@@ -568,7 +606,7 @@ class Trainer:
                 stopping = self._stop_requested(stop)
                 if stopping:
                     break
-                batch = next(batches)
+                batch = self.data.augment(next(batches), self.epoch, self.batch_in_epoch)
                 loss = self.train_step(batch)
                 losses.append(loss)
                 self.step += 1
