@@ -29,7 +29,7 @@ import numpy as np
 from labelgen.stages.components import label_occlusions, min_blob_area
 from labelgen.stages.contour import ContourConfig, project_face_contour
 from labelgen.stages.crop import CropTransform, aligned_crop_transform, crop_image, resize_image, resize_labels
-from labelgen.stages.decode import decode_image
+from labelgen.stages.decode import DEFAULT_MAX_PIXELS, decode_image
 from labelgen.stages.faces import DETECTORS, FaceFinder, FoundFace
 from labelgen.stages.hull import fill_convex_hull
 from labelgen.stages.pose import PoseEstimator
@@ -42,6 +42,8 @@ DEFAULT_DETECTOR = "centerface"
 # What a stored config without a ``detector`` (a store made before the option existed) was made
 # with: resuming such a store must take the same path.
 DETECTOR_BEFORE_THE_OPTION = "centerface"
+# Likewise the pixel limit of a store made before ``max_pixels`` existed (decode's fixed limit then).
+MAX_PIXELS_BEFORE_THE_OPTION = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,9 @@ class ChainConfig:
         min_blob_fraction: occlusion blobs under this fraction of the face region are dropped.
         teacher: a shipped teacher's name (default ``faceocc-w05-v1``), ``classical``,
             ``hull`` or a model path.
+        max_pixels: images whose header declares more pixels are ``too_large``, refused
+            before decoding (the default keeps a 2 GiB worker alive: see
+            :data:`labelgen.stages.decode.DEFAULT_MAX_PIXELS`).
     """
 
     crop_size: int = 128
@@ -75,27 +80,39 @@ class ChainConfig:
     detector: str = DEFAULT_DETECTOR
     min_blob_fraction: float = 0.01
     teacher: str = DEFAULT_TEACHER
+    max_pixels: int = DEFAULT_MAX_PIXELS
     contour: ContourConfig = field(default_factory=ContourConfig)
     morphology: MorphologyConfig = field(default_factory=MorphologyConfig)
 
     def __post_init__(self):
         if self.detector not in DETECTORS:
             raise ValueError(f"unknown detector {self.detector!r}: use one of {', '.join(DETECTORS)}")
+        if self.max_pixels < 1:
+            raise ValueError(f"max_pixels must be at least 1, not {self.max_pixels}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "ChainConfig":
-        """The config a stored dict describes; one stored before ``detector`` existed gets that time's detector."""
-        values = dict(values)
-        values.setdefault("detector", DETECTOR_BEFORE_THE_OPTION)
+        """The config a stored dict describes; settings stored before they existed get that time's values."""
+        values = as_recorded_before_the_options(values)
         values["contour"] = ContourConfig(**values.get("contour", {}))
         morphology = dict(values.get("morphology", {}))
         if "erode_size" in morphology:
             morphology["erode_size"] = tuple(morphology["erode_size"])
         values["morphology"] = MorphologyConfig(**morphology)
         return cls(**values)
+
+
+def as_recorded_before_the_options(values: dict) -> dict:
+    """A stored config dict with the settings added since filled in as they were before (a copy).
+
+    A store made before ``detector`` or ``max_pixels`` existed was made with
+    :data:`DETECTOR_BEFORE_THE_OPTION` and :data:`MAX_PIXELS_BEFORE_THE_OPTION`;
+    resuming it must take the same path, and its job compares as such.
+    """
+    return {"detector": DETECTOR_BEFORE_THE_OPTION, "max_pixels": MAX_PIXELS_BEFORE_THE_OPTION, **values}
 
 
 @dataclass
@@ -234,7 +251,7 @@ class LabelChain:
         """Decode and :meth:`_geometry`; ``None`` (with the result's status set) when the image fails."""
         def decode_and_measure() -> FaceGeometry:
             with _timed(result, "decode"):
-                rgb = decode_image(data)
+                rgb = decode_image(data, self.config.max_pixels)
             return self._geometry(rgb, result, box_hint)
 
         return _failures_as_status_value(result, decode_and_measure)

@@ -145,7 +145,7 @@ def _only_text(directory: Path, images) -> Path:
     ("casia", lambda d, i: _not_tsv(d, i), "is not a directory"),
     ("vggface2", lambda d, i: build_casia(d, i).root, "n<6-digit identity>"),
     ("lfw", lambda d, i: build_casia(d, i).root, "<Name>_<NNNN>.jpg"),
-    ("folder", _only_text, "jpg|jpeg|png|bmp|webp"),
+    ("folder", _only_text, "jpg|jpeg|jpe|jfif|png|bmp|webp|gif|tif|tiff"),
     ("msceleb-tsv", lambda d, i: build_casia(d, i).root, "found no .tsv files"),
     ("msceleb-tsv", _not_tsv, "is not a .tsv file"),
     ("msceleb-tsv", _tsv_without_tabs, "has no tab"),

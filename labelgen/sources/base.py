@@ -173,7 +173,10 @@ class Source(abc.ABC):
         finally:
             entries.close()
         if first is None:
-            raise self.layout_error(f"found no images under '{self.root}'")
+            skipped = self.scan_report.listed
+            raise self.layout_error(f"found no images under '{self.root}'" + (
+                f" (the scan skipped {self.scan_report.skipped}, e.g. {skipped[0][0]}: {skipped[0][1]})"
+                if skipped else ""))
 
     def layout_error(self, problem: str) -> SourceError:
         """Build the error for a root that is not laid out as expected."""

@@ -1,8 +1,11 @@
-"""Any tree of images: ``<root>/**/<name>.<jpg|jpeg|png|bmp|webp>``.
+"""Any tree of images: ``<root>/**/<name>.<jpg|png|gif|webp|tif|...>``.
 
 The fallback for corpora without a dedicated reader. Files are recognised by
-extension only (case-insensitive); other files, hidden files and hidden
-folders are skipped. Every entry named like an image that is not a directory
+extension only (case-insensitive): :data:`EXTENSIONS` are the formats
+``labelgen.stages.decode`` reads. Photos in formats it does not read (HEIC,
+camera raw, ...: :data:`NOT_DECODED`) are listed in the scan report with the
+reason; other files, hidden files and hidden folders are skipped. Every entry
+named like an image that is not a directory
 is a row, whatever it is (a FIFO, a dangling link: its read gives it a
 status); a directory is walked whatever its name. Folders that cannot be
 listed and symlink loops go to the scan report. Identities are unknown (``-1``) unless
@@ -18,11 +21,21 @@ from pathlib import Path
 
 from labelgen.sources.base import Entry, ScanReport, Source, is_directory, register_source, sorted_listing
 
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".avif", ".jp2")
+# Photo formats a photo folder may hold that the decoder does not read, by extension: the scan
+# report lists each such file with this name, so they do not vanish without a word.
+NOT_DECODED = {".heic": "HEIC", ".heif": "HEIF", ".jxl": "JPEG XL", ".psd": "Photoshop", ".svg": "SVG",
+               **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf"), "camera raw")}
 
 
 def _is_image(name: str) -> bool:
     return name.lower().endswith(EXTENSIONS)
+
+
+def _not_decoded(name: str) -> str | None:
+    """Why a file named ``name`` is not labelled, when it is a photo in a format the decoder does not read."""
+    kind = NOT_DECODED.get(os.path.splitext(name)[1].lower())
+    return None if kind is None else f"not decoded: {kind} images are not a format labelgen reads; convert to JPEG"
 
 
 @register_source("folder")
@@ -40,7 +53,7 @@ class FolderSource(Source):
         Entry(key='alice/1.png', identity=0, locator='alice/1.png', hint=())
     """
 
-    layout = "'<root>/**/<name>.<jpg|jpeg|png|bmp|webp>' (any depth, extension case ignored)"
+    layout = f"'<root>/**/<name>.<{'|'.join(e[1:] for e in EXTENSIONS)}>' (any depth, extension case ignored)"
 
     def __init__(self, root: str | os.PathLike, identity_from_folder: bool = False):
         self.identity_from_folder = bool(identity_from_folder)
@@ -80,3 +93,5 @@ class FolderSource(Source):
                                       folders if top_level else identity, ancestors, report)
             elif image_name:
                 yield Entry(key=relative, identity=identity, locator=relative)
+            elif reason := _not_decoded(entry.name):
+                report.skip(entry.path, reason)
