@@ -220,3 +220,39 @@ def test_stray_bytes_between_jpeg_segments_do_not_hide_the_size(face):
     padded = data[:app0_end] + b"\0\0\0" + data[app0_end:]  # padding some writers leave; libjpeg skips it
     assert header_size(padded) == (512, 600)
     assert np.abs(decode_image(padded).astype(int) - decode_image(data)).max() == 0
+
+
+# -- a real folder corpus ----------------------------------------------------------------------------
+def test_a_folder_corpus_with_a_bomb_a_gif_and_a_turned_photo_finishes_with_a_status_each(tmp_path, face, bomb):
+    """`labelgen run --source folder` on a local Dask cluster; `stats` and `report` show every outcome."""
+    no_face = sample_image(NO_FACE_KEY)
+    files = {"downloads/bomb.png": bomb, "downloads/face.gif": encoded(face, "GIF"),
+             "phone/IMG_0001.JPG": oriented_jpeg(face, 6), "scans/face.tiff": encoded(face, "TIFF"),
+             "scans/coffee.bmp": encoded(no_face, "BMP"), "web/face.webp": encoded(face, "WEBP", quality=90),
+             "phone/IMG_0002.HEIC": b"\0\0\0\x18ftypheic\0\0\0\0mif1heic", "phone/notes.txt": b"not a photo\n"}
+    root, out = tmp_path / "photos", tmp_path / "labels.zarr"
+    for relative, data in files.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(data)
+    run = subprocess.run([LABELGEN, "run", "--source", "folder", "--root", str(root), "--out", str(out),
+                          "--teacher", "hull", "--workers", "1", "--shard-size", "2"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    store = LabelStore(out, mode="r")
+    status = {entry.key: Status(int(code)).label
+              for entry, code in zip(store.manifest(slice(None)), store.status())}
+    assert status == {"downloads/bomb.png": "too_large", "downloads/face.gif": "ok", "phone/IMG_0001.JPG": "ok",
+                      "scans/face.tiff": "ok", "scans/coffee.bmp": "no_face", "web/face.webp": "ok"}
+    assert store.attrs["config"]["max_pixels"] == DEFAULT_MAX_PIXELS  # recorded with the job
+    heic = str(root / "phone" / "IMG_0002.HEIC")
+    assert store.attrs["scan_report"] == {"skipped": 1, "listed": [
+        [heic, "not decoded: HEIC images are not a format labelgen reads; convert to JPEG"]]}
+    assert "IMG_0002.HEIC: not decoded" in run.stderr and "too_large 1" in run.stderr + run.stdout
+    stats = subprocess.run([LABELGEN, "stats", str(out)], capture_output=True, text=True, timeout=120)
+    assert stats.returncode == 0 and "too_large" in stats.stdout
+    assert "IMG_0002.HEIC: not decoded" in stats.stderr + stats.stdout
+    report = subprocess.run([LABELGEN, "report", str(out), "--out", str(tmp_path / "report.html")],
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr[-2000:]
+    page = (tmp_path / "report.html").read_text()
+    assert "too_large" in page and "30000x30000" in page
