@@ -58,6 +58,9 @@ DEFAULT_STRENGTH = 1.0
 
 # The kinds, in the order they are applied (see the module table).
 KINDS = ("white_balance", "colour", "gamma", "greyscale", "blur", "noise", "low_resolution", "jpeg")
+# The chance an augmented image gets each kind (the module table's p).
+KIND_PROBABILITY = {"white_balance": 0.3, "colour": 0.5, "gamma": 0.3, "greyscale": 0.2, "blur": 0.2, "noise": 0.2,
+                    "low_resolution": 0.25, "jpeg": 0.35}
 
 
 def _seed_of(seed: Sequence[int] | int) -> int:
@@ -89,30 +92,31 @@ class Photometric:
         self.probability = probability
         self.strength = strength
         self.kinds = tuple(kind for kind in KINDS if kinds is None or kind in kinds)
-        self.steps = [self._step(kind, kind_probability) for kind in self.kinds]
+        self.steps = [(KIND_PROBABILITY[kind] if kind_probability is None else kind_probability, self._step(kind))
+                      for kind in self.kinds]
 
-    def _step(self, kind: str, p: float | None) -> Callable[[torch.Tensor], torch.Tensor]:
-        """One kind as a callable on float N x 3 x H x W images in [0, 1]."""
+    def _step(self, kind: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        """One kind as a callable that changes every image of a float N x 3 x H x W batch in [0, 1]."""
         s = self.strength
         if kind == "white_balance":
-            return K.RandomPlanckianJitter(mode="blackbody", p=0.3 if p is None else p)
+            return K.RandomPlanckianJitter(mode="blackbody", p=1.0)
         if kind == "colour":
             # No hue: web photos shift colour by white balance (above), and hue costs 10x the rest.
-            return K.ColorJitter(brightness=0.2 * s, contrast=0.3 * s, saturation=(1 - 0.7 * s, 1 + 0.5 * s),
-                                 p=0.5 if p is None else p)
+            return K.ColorJitter(brightness=0.2 * s, contrast=0.3 * s, saturation=(1 - 0.7 * s, 1 + 0.5 * s), p=1.0)
         if kind == "gamma":
-            return K.RandomGamma(gamma=(1 / (1 + 1.2 * s), 1 + 1.2 * s), p=0.3 if p is None else p)
+            return K.RandomGamma(gamma=(1 / (1 + 1.2 * s), 1 + 1.2 * s), p=1.0)
         if kind == "greyscale":
-            return K.RandomGrayscale(p=0.2 if p is None else p)
+            return K.RandomGrayscale(p=1.0)
         if kind == "blur":
             sigma = 0.1 + 1.4 * s
             side = 2 * int(np.ceil(3 * sigma)) + 1  # the kernel covers +-3 sigma
-            return K.RandomGaussianBlur((side, side), (0.1, sigma), p=0.2 if p is None else p)
-        if kind == "noise":
-            return K.RandomGaussianNoise(std=0.03 * s, p=0.2 if p is None else p)
+            return K.RandomGaussianBlur((side, side), (0.1, sigma), p=1.0)
+        if kind == "noise":  # noise leaves [0, 1]; clamped so that low resolution and JPEG get valid pixels
+            noise = K.RandomGaussianNoise(std=0.03 * s, p=1.0)
+            return lambda x: noise(x).clamp(0, 1)
         if kind == "low_resolution":
-            return _PerImage(_low_resolution, (1 - 0.75 * s, 1 - 0.4 * s), 0.25 if p is None else p)
-        return _PerImage(_jpeg, (90 - 80 * s, 90), 0.35 if p is None else p)
+            return _PerImage(_low_resolution, (1 - 0.75 * s, 1 - 0.4 * s))
+        return _PerImage(_jpeg, (90 - 80 * s, 90))
 
     def __call__(self, images: torch.Tensor, seed: Sequence[int] | int) -> torch.Tensor:
         """Augments a batch.
@@ -134,29 +138,25 @@ class Photometric:
             if not chosen.any():
                 return images
             x = images[chosen].float() / 255
-            for step in self.steps:
-                x = step(x).clamp(0, 1)
+            for probability, step in self.steps:
+                # Each kind sees only the images drawn for it: kornia's own p would still compute every image.
+                drawn = torch.rand(len(x)) < probability
+                if drawn.any():
+                    x[drawn] = step(x[drawn])
         out = images.clone()
-        out[chosen] = (x * 255).round().to(torch.uint8)
+        out[chosen] = (x.clamp(0, 1) * 255).round().to(torch.uint8)
         return out
 
 
 class _PerImage:
-    """A kind kornia has no batch module for: ``apply(image, amount)`` on each image drawn (probability ``p``),
-    ``amount`` uniform in ``bounds``."""
+    """A kind kornia has no batch module for: ``apply(image, amount)`` on each image, ``amount`` uniform in ``bounds``."""
 
-    def __init__(self, apply: Callable[[torch.Tensor, float], torch.Tensor], bounds: tuple[float, float], p: float):
-        self.apply, self.bounds, self.p = apply, bounds, p
+    def __init__(self, apply: Callable[[torch.Tensor, float], torch.Tensor], bounds: tuple[float, float]):
+        self.apply, self.bounds = apply, bounds
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        drawn = torch.rand(len(x)) < self.p
         amounts = self.bounds[0] + (self.bounds[1] - self.bounds[0]) * torch.rand(len(x))
-        if not drawn.any():
-            return x
-        x = x.clone()
-        for i in torch.nonzero(drawn).flatten().tolist():
-            x[i] = self.apply(x[i], float(amounts[i]))
-        return x
+        return torch.stack([self.apply(image, float(amount)) for image, amount in zip(x, amounts)])
 
 
 def _low_resolution(image: torch.Tensor, factor: float) -> torch.Tensor:
