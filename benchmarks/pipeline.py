@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from labelgen.chain import ChainConfig, LabelChain  # noqa: E402
 from labelgen.eval.lfw_parts import lfw_parts_location  # noqa: E402
-from labelgen.pipeline import Job, prepare_store, run_job  # noqa: E402
+from labelgen.run import Job, prepare_store, run_job  # noqa: E402
 from labelgen.sample import sample_jpeg, sample_keys  # noqa: E402
 from labelgen.teachers import DEFAULT_TEACHER  # noqa: E402
 

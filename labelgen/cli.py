@@ -233,7 +233,7 @@ def run(source_name, root, source_options, out, teacher, detector, crop_size, sh
           --source-option bbox_csv=/data/vggface2/bb_landmark/loose_bb_train.csv --out vgg.zarr
     """
     from labelgen.chain import ChainConfig
-    from labelgen.pipeline import Interrupted, Job, signals_stop_the_run, stored_detector
+    from labelgen.run import Interrupted, Job, shards_of_part, signals_stop_the_run, stored_detector
 
     if source_name != "sample" and root is None:
         raise click.UsageError(f"--source {source_name} needs --root (the corpus location)")
@@ -256,7 +256,7 @@ def run(source_name, root, source_options, out, teacher, detector, crop_size, sh
         if store is None:
             click.echo("\ninterrupted before the store was made; run the same command to start again", err=True)
         else:
-            shards = [i for i in range(store.shard_count) if part_of is None or i % part_of[1] == part_of[0]]
+            shards = shards_of_part(range(store.shard_count), part_of)
             done = len(store.done_shards() & set(shards))
             click.echo(f"\ninterrupted: {done} of {len(shards)} shards done; run the same command to resume",
                        err=True)
@@ -265,7 +265,7 @@ def run(source_name, root, source_options, out, teacher, detector, crop_size, sh
 
 def _prepare_locked(out: Path, job, overwrite: bool, part: tuple[int, int] | None, slots: int):
     """The store for ``job`` at ``out``, created or reopened, with this run's lock held; clear errors otherwise."""
-    from labelgen.pipeline import prepare_store
+    from labelgen.run import prepare_store
     from labelgen.sources import SourceError
     from labelgen.store import StoreError
 
@@ -279,9 +279,9 @@ def _prepare_locked(out: Path, job, overwrite: bool, part: tuple[int, int] | Non
 
 def _run_prepared(store, out: Path, part: tuple[int, int] | None, prepare_only: bool, workers: int,
                   threads_per_worker: int, scheduler: str | None, serial: bool, wait_notice_s: float) -> None:
-    from labelgen.pipeline import ClusterError, run_job
+    from labelgen.run import ClusterError, run_job, shards_of_part
 
-    pending = [i for i in store.pending_shards() if part is None or i % part[1] == part[0]]
+    pending = shards_of_part(store.pending_shards(), part)
     click.echo(f"{out}: {store.count} images in {store.shard_count} shards of {store.shard_size}, "
                f"{len(pending)} to do", err=True)
     _echo_scan_report(store.attrs.get("scan_report"), limit=5)
@@ -294,7 +294,7 @@ def _run_prepared(store, out: Path, part: tuple[int, int] | None, prepare_only: 
     except ClusterError as error:
         raise click.ClickException(str(error)) from None
     seconds = time.perf_counter() - started
-    done = sum(len(range(*store.shard_rows(i).indices(store.count))) for i in pending)
+    done = store.images_in(pending)
     sizes = store.stored_bytes()
     click.echo(f"done: {done} images in {seconds:.1f} s ({done / max(seconds, 1e-9):.1f} img/s); "
                f"status: {_format_counts(summary)}; "
@@ -347,6 +347,7 @@ def _histogram(values: np.ndarray, bins: list[float], labels: list[str]) -> str:
 @click.argument("store_path", type=click.Path(path_type=Path))
 def stats(store_path: Path) -> None:
     """Counts per status, blobs per image and occlusion fractions of STORE_PATH."""
+    from labelgen.report import occluded_fractions
     from labelgen.status import Status
 
     store = _open_store(store_path)
@@ -362,12 +363,7 @@ def stats(store_path: Path) -> None:
     blobs = store.read("blobs", ok)
     click.echo("occlusion blobs per image:")
     click.echo(_histogram(blobs, [0, 1, 2, 3, 4, 256], ["0", "1", "2", "3", ">=4"]))
-    fractions = []
-    for start in range(0, len(ok), 512):
-        labels = store.read("label", ok[start:start + 512])
-        face_region = (labels > 0).sum(axis=(1, 2))
-        fractions.append((labels >= 2).sum(axis=(1, 2)) / np.maximum(face_region, 1))
-    fractions = np.concatenate(fractions)
+    fractions = occluded_fractions(store, ok)
     click.echo("occluded fraction of the face region:")
     click.echo(_histogram(fractions, [0, 1e-9, 0.1, 0.2, 0.4, 1.0001], ["0", "<10%", "10-20%", "20-40%", ">=40%"]))
     sizes = store.stored_bytes()

@@ -16,12 +16,11 @@ import os
 import re
 import shutil
 import socket
-import sys
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 import zarr
@@ -46,10 +45,6 @@ FLOAT_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.shuffle)
 
 class StoreError(Exception):
     """The path is not a label store this code can use, or it does not match the job."""
-
-
-class StoreLocked(StoreError):
-    """Another run holds the store's lock."""
 
 
 # -- names -----------------------------------------------------------------------------------------
@@ -113,6 +108,51 @@ def array_specs(crop_size: int) -> dict[str, ArraySpec]:
 
 
 STRING_ARRAYS = {"key": "source key of the image", "locator": "where the source reads its bytes"}
+
+
+class LabelledImage(Protocol):
+    """What the store keeps of one image's labelling (:class:`labelgen.chain.LabelResult` is one).
+
+    The store reads these fields by name and imports nothing that makes them.
+    Arrays are ``None`` where the chain did not get that far.
+    """
+
+    status: Status
+    ok: bool
+    faces_seen: int
+    box: np.ndarray | None  # (4,)
+    rotation: np.ndarray | None  # (3, 3); with it rodrigues (3,), translation (3,) and camera (3, 3)
+    rodrigues: np.ndarray | None
+    translation: np.ndarray | None
+    camera: np.ndarray | None
+    contour: np.ndarray | None  # (CONTOUR_VERTICES, 2)
+    image: np.ndarray | None  # (S, S, 3), when ok
+    label: np.ndarray | None  # (S, S), when ok
+    blobs: int
+    crop: object | None  # has .matrix (2, 3), when ok
+
+
+def results_to_columns(results: Sequence[LabelledImage], crop_size: int) -> dict[str, np.ndarray]:
+    """Stack per-image results into the store's per-shard columns (fill values where missing)."""
+    specs = array_specs(crop_size)
+    columns = {name: np.full((len(results),) + spec.tail, spec.fill, spec.dtype)
+               for name, spec in specs.items() if name not in ("identity", "box_hint")}
+    for row, result in enumerate(results):
+        columns["status"][row] = int(result.status)
+        columns["faces_seen"][row] = result.faces_seen
+        if result.box is not None:
+            columns["bbox"][row] = result.box
+        if result.rotation is not None:
+            columns["pose"][row] = np.concatenate([result.rodrigues, result.translation])
+            columns["camera"][row] = [result.camera[0, 0], result.camera[0, 2], result.camera[1, 2]]
+        if result.contour is not None:
+            columns["contour"][row] = result.contour
+        if result.ok:
+            columns["image"][row] = result.image
+            columns["label"][row] = result.label
+            columns["blobs"][row] = result.blobs
+            columns["crop_matrix"][row] = result.crop.matrix
+    return columns
 
 
 @dataclass(frozen=True)
@@ -270,7 +310,7 @@ class LabelStore:
         self.count: int = attrs["count"]
         self.crop_size: int = attrs["crop_size"]
         self.shard_size: int = attrs["shard_size"]
-        self.lock: StoreLock | None = None  # the run lock, when the opener holds it (see labelgen.pipeline)
+        self.lock = None  # the run's labelgen.run_lock.StoreLock, when the opener holds it (see labelgen.run.job)
 
     # -- shards -------------------------------------------------------------------------------
     @property
@@ -279,6 +319,10 @@ class LabelStore:
 
     def shard_rows(self, index: int) -> slice:
         return shard_slice(index, self.shard_size, self.count)
+
+    def images_in(self, shards: Iterable[int]) -> int:
+        """How many images (rows) these shards hold together (the last shard may be short)."""
+        return sum(len(range(*self.shard_rows(index).indices(self.count))) for index in shards)
 
     def _record_path(self, index: int) -> Path:
         return self.path / "shards" / f"{index:06d}.json"
@@ -366,130 +410,3 @@ class LabelStore:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # consolidated metadata is not (yet) in the v3 spec
             zarr.consolidate_metadata(str(self.path))
-
-
-# -- the run lock ----------------------------------------------------------------------------------
-LOCK_FILE = "run.lock"
-_NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}  # file systems without flock
-
-
-class StoreLock:
-    """The lock a ``labelgen run`` holds on its store, so two runs never work on one store.
-
-    A whole-store run locks ``run.lock`` exclusively. A ``--part K/N`` run
-    locks ``run.lock`` shared (parts run together; a whole-store run waits for
-    none of them and is refused while any runs) and its own
-    ``run.part-K-of-N.lock`` exclusively. Each lock file holds its holder's
-    host, pid, start time and command, quoted when another run is refused.
-
-    The locks are ``flock`` locks, which the kernel drops when the holder
-    dies, so a killed run never blocks the next one. On a file system without
-    ``flock`` the recorded holder decides: a live process, or any process of
-    another host, holds the lock; a dead process of this host does not (a
-    stale lock, taken over).
-
-    ``svc-train`` locks its run folder the same way (``holder="svc-train"``),
-    so two trainings never write one run.
-
-    Args:
-        store_path: the store folder (or any folder to lock).
-        part: ``(k, n)`` for a ``--part K/N`` run, ``None`` for a whole-store run.
-        holder: what holds such locks, for the refusal message.
-    """
-
-    def __init__(self, store_path: str | Path, part: tuple[int, int] | None = None, holder: str = "labelgen run"):
-        self.folder = Path(store_path)
-        self.part = part
-        self.holder = holder
-        self._held: list[int] = []  # open descriptors, released in reverse order
-        self._own: int | None = None  # the descriptor whose file carries our holder record
-
-    def _path(self, part: tuple[int, int] | None) -> Path:
-        return self.folder / (LOCK_FILE if part is None else f"run.part-{part[0]}-of-{part[1]}.lock")
-
-    def acquire(self) -> "StoreLock":
-        """Take the lock, or raise :class:`StoreLocked` naming the run that holds it.
-
-        Raises:
-            StoreLocked: another live run holds the store (or this part of it).
-            StoreError: the lock file cannot be created (read-only store).
-        """
-        try:
-            if self.part is None:
-                self._own = self._take(self._path(None), exclusive=True)
-            else:
-                self._take(self._path(None), exclusive=False)
-                self._own = self._take(self._path(self.part), exclusive=True)
-        except BaseException:
-            self.release()
-            raise
-        os.ftruncate(self._own, 0)
-        os.pwrite(self._own, json.dumps(holder_record()).encode(), 0)
-        return self
-
-    def _take(self, path: Path, exclusive: bool) -> int:
-        import fcntl
-
-        try:
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as error:
-            raise StoreError(f"cannot write to {self.folder}: {error.strerror or error}") from None
-        self._held.append(descriptor)
-        try:
-            fcntl.flock(descriptor, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StoreLocked(self._refusal(path)) from None
-        except OSError as error:
-            if error.errno not in _NO_FLOCK:
-                raise
-            holder = _read_holder(path)
-            if exclusive and holder and holder_alive(holder):
-                raise StoreLocked(self._refusal(path)) from None
-        return descriptor
-
-    def _refusal(self, path: Path) -> str:
-        holders = [_read_holder(path)]
-        if path.name == LOCK_FILE and not holders[0]:  # held shared: by part runs
-            holders = [_read_holder(p) for p in sorted(self.folder.glob("run.part-*.lock"))]
-        described = "; ".join(describe_holder(h) for h in holders if h) or "a run that did not say who it is"
-        return f"{self.folder} is in use by another {self.holder} ({described}); wait for it to end or stop it"
-
-    def release(self) -> None:
-        """Drop the lock (the holder record is cleared first, so nobody reads a stale one)."""
-        if self._own is not None:
-            try:
-                os.ftruncate(self._own, 0)
-            except OSError:
-                pass
-            self._own = None
-        while self._held:
-            os.close(self._held.pop())  # closing the last descriptor releases its flock
-
-    def __enter__(self) -> "StoreLock":
-        return self.acquire()
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
-def holder_record() -> dict:
-    """Who holds a lock: host, pid, start time and command line."""
-    return {"host": socket.gethostname(), "pid": os.getpid(),
-            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": " ".join(sys.argv)[:500]}
-
-
-def _read_holder(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text() or "{}")
-    except (OSError, ValueError):
-        return {}
-
-
-def holder_alive(holder: dict) -> bool:
-    """A holder on another host is taken to be alive: its pid cannot be checked from here."""
-    return holder.get("host") != socket.gethostname() or pid_alive(int(holder.get("pid", 0)))
-
-
-def describe_holder(holder: dict) -> str:
-    return (f"host {holder.get('host', '?')}, pid {holder.get('pid', '?')}, started {holder.get('started', '?')}"
-            + (f": {holder['command']}" if holder.get("command") else ""))

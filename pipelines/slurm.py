@@ -14,7 +14,7 @@ import argparse
 from distributed import Client
 
 from labelgen.chain import ChainConfig
-from labelgen.pipeline import Job, prepare_store, run_job
+from labelgen.run import Job, prepare_store, run_job
 
 
 def main() -> None:

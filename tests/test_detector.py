@@ -10,7 +10,7 @@ from helpers import box_iou, lfw_parts_or_skip
 
 from labelgen.chain import ChainConfig, LabelChain
 from labelgen.cli import main
-from labelgen.pipeline import Job, prepare_store, stored_detector
+from labelgen.run import Job, prepare_store, stored_detector
 from labelgen.sample import FACE_BOXES, sample_image, sample_keys
 from labelgen.stages.decode import decode_image
 from labelgen.stages.faces import DETECTORS, SMALL_FACE_FRACTION, FaceFinder

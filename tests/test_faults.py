@@ -20,18 +20,22 @@ import sys
 import threading
 import time
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from labelgen import pipeline
+from labelgen.chain import ChainConfig
 from labelgen.cli import main
-from labelgen.pipeline import Job, ShardInterrupted, label_shard, prepare_store
+from labelgen.run import Job, prepare_store, worker
+from labelgen.run.progress import Progress
+from labelgen.run.worker import ShardInterrupted, label_shard
+from labelgen.run_lock import StoreLock, StoreLocked
 from labelgen.sample import sample_jpeg, sample_keys
 from labelgen.status import Status
-from labelgen.store import LabelStore, StoreError, StoreLocked, StoreLock, array_specs, decode_name, encode_name
+from labelgen.store import LabelStore, StoreError, array_specs, decode_name, encode_name
 
 ARRAYS = list(array_specs(128)) + ["key", "locator"]
 TEACHER = "classical"  # slower per image than 'hull': a signal lands while shards still run
@@ -136,33 +140,33 @@ def test_a_second_ctrl_c_exits_at_once_without_a_bad_record(tmp_path, reference)
 
 @pytest.fixture
 def sample_store(tmp_path) -> LabelStore:
-    job = Job("sample", None, {}, pipeline.ChainConfig(teacher="hull"), shard_size=6)
+    job = Job("sample", None, {}, ChainConfig(teacher="hull"), shard_size=6)
     return prepare_store(tmp_path / "labels.zarr", job, progress=False)
 
 
 def test_a_stopping_process_never_records_a_shard(sample_store, monkeypatch):
-    monkeypatch.setattr(pipeline, "_stopping", threading.Event())
-    pipeline._stopping.set()
+    monkeypatch.setattr(worker, "_stopping", threading.Event())
+    worker._stopping.set()
     with pytest.raises(ShardInterrupted):
         label_shard(str(sample_store.path), 0)
     assert sample_store.done_shards() == set()
-    pipeline.close_worker_state()
+    worker.close_worker_state()
 
 
 def test_models_close_only_after_the_running_task_ended(sample_store, monkeypatch):
     """A worker shutting down mid-shard (Dask closes its plugins before its tasks end): the task stops
     at its next batch without a record, and the chains close after it."""
-    monkeypatch.setattr(pipeline, "_stopping", threading.Event())
-    monkeypatch.setattr(pipeline, "PROGRESS_ROWS", 1)
+    monkeypatch.setattr(worker, "_stopping", threading.Event())
+    monkeypatch.setattr(worker, "PROGRESS_ROWS", 1)
     first_batch, outcome = threading.Event(), []
     closed_while_running = []
-    original_close = pipeline.LabelChain.close
+    original_close = worker.LabelChain.close
 
     def close(chain):
-        closed_while_running.append(pipeline._running)
+        closed_while_running.append(worker._running)
         original_close(chain)
 
-    monkeypatch.setattr(pipeline.LabelChain, "close", close)
+    monkeypatch.setattr(worker.LabelChain, "close", close)
 
     def task():
         try:
@@ -173,7 +177,7 @@ def test_models_close_only_after_the_running_task_ended(sample_store, monkeypatc
     thread = threading.Thread(target=task)
     thread.start()
     assert first_batch.wait(120)
-    pipeline.close_worker_state()
+    worker.close_worker_state()
     thread.join(120)
     assert len(outcome) == 1 and isinstance(outcome[0], ShardInterrupted)
     assert closed_while_running and set(closed_while_running) == {0}  # closed, with no task running
@@ -181,17 +185,18 @@ def test_models_close_only_after_the_running_task_ended(sample_store, monkeypatc
 
 
 def test_progress_is_reported_per_batch_and_the_record_replaces_it(sample_store, monkeypatch):
-    monkeypatch.setattr(pipeline, "PROGRESS_ROWS", 4)
+    monkeypatch.setattr(worker, "_stopping", threading.Event())  # a serial run before this one set the real flag
+    monkeypatch.setattr(worker, "PROGRESS_ROWS", 4)
     reports = []
     record = label_shard(str(sample_store.path), 0, lambda shard, counts: reports.append((shard, dict(counts))))
     assert [shard for shard, _ in reports] == [0, 0]  # 6 rows: batches of 4 and 2
     assert sum(sum(counts.values()) for _, counts in reports) == 6
-    bar = pipeline._Progress(12, enabled=False)
+    bar = Progress(12, enabled=False)
     for shard, counts in reports + reports:  # a retried shard reports twice ...
-        bar.report(shard, pipeline.Counter(counts))
+        bar.report(shard, Counter(counts))
     bar.record(record)  # ... and counts once
-    bar.report(0, pipeline.Counter({"ok": 5}))  # a late report of a recorded shard is ignored
-    assert sum(bar.counts.values()) == 6 and bar.counts == pipeline.Counter(record["counts"])
+    bar.report(0, Counter({"ok": 5}))  # a late report of a recorded shard is ignored
+    assert sum(bar.counts.values()) == 6 and bar.counts == Counter(record["counts"])
 
 
 # -- 3. atomic creation, the lock, absolute --out ----------------------------------------------------
@@ -225,7 +230,7 @@ def test_an_interrupted_creation_leaves_no_store_and_cleans_its_build(tmp_path, 
     from labelgen import store as store_module
 
     out = tmp_path / "labels.zarr"
-    job = Job("sample", None, {}, pipeline.ChainConfig(teacher="hull"), shard_size=4)
+    job = Job("sample", None, {}, ChainConfig(teacher="hull"), shard_size=4)
 
     def fail(*args, **kwargs):
         raise KeyboardInterrupt

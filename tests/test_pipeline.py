@@ -16,7 +16,7 @@ from corpus_builders import (build_casia, build_folder, build_lfw, build_recordi
 
 from labelgen.chain import ChainConfig
 from labelgen.cli import main
-from labelgen.pipeline import Job, prepare_store, run_job
+from labelgen.run import Job, prepare_store, run_job
 from labelgen.status import Status
 from labelgen.store import LabelStore, StoreError, array_specs
 from labelgen.teachers import DEFAULT_TEACHER

@@ -135,7 +135,7 @@ def test_a_teacher_that_fails_on_one_crop_costs_only_that_image():
 
 
 def test_the_store_records_the_teacher_name_and_file_hash(tmp_path):
-    from labelgen.pipeline import Job, prepare_store
+    from labelgen.run import Job, prepare_store
 
     store = prepare_store(tmp_path / "labels.zarr", Job("sample", None), progress=False)
     record = store.attrs["teacher"]

@@ -116,7 +116,8 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out
       svc-train --lfw-parts --occlude --width 0.25 --out runs/teacher
       torchrun --nproc_per_node 4 -m train.cli --labels labels.zarr --out runs/ddp
     """
-    from labelgen.store import StoreError, StoreLocked
+    from labelgen.run_lock import StoreLocked
+    from labelgen.store import StoreError
     from train.engine import TrainConfig, train
     from train.stopping import TrainingInterrupted
 
@@ -338,7 +339,7 @@ def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size
     with occluder families (hands, glasses, props) that no training set uses. A killed loop resumes.
     """
     from labelgen.teachers import DEFAULT_TEACHER, job_teacher
-    from labelgen.store import StoreLocked
+    from labelgen.run_lock import StoreLocked
     from train.loop import LoopConfig, run_loop
     from train.stopping import TrainingInterrupted
 

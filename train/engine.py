@@ -34,7 +34,8 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from labelgen.eval.occluders import TRAIN_FAMILIES
-from labelgen.store import LabelStore, StoreLock
+from labelgen.run_lock import StoreLock
+from labelgen.store import LabelStore
 from train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from train.data import (
     DEFAULT_BUFFER,

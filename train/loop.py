@@ -77,7 +77,7 @@ def student_start(index: int, config: LoopConfig) -> str | None:
 def run_round(index: int, teacher: str, config: LoopConfig) -> dict:
     """One round: label with ``teacher``, train a student, export it, measure it."""
     from labelgen.chain import ChainConfig
-    from labelgen.pipeline import Job, prepare_store, run_job
+    from labelgen.run import Job, prepare_store, run_job
     from train.engine import TrainConfig, train
     from train.export import export_model
     from train.inference import model_from_checkpoint, resolve_checkpoint
