@@ -24,8 +24,8 @@ sys.path.insert(0, str(REPO))
 
 from labelgen.chain import ChainConfig, LabelChain  # noqa: E402
 from labelgen.eval.quality import teacher_list  # noqa: E402
-from labelgen.stages.teacher import load_teacher  # noqa: E402
 from labelgen.eval.synth import synthetic_split  # noqa: E402
+from labelgen.teachers import load_teacher  # noqa: E402
 
 
 def main() -> None:

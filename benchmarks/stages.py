@@ -40,8 +40,7 @@ from benchmarks.detector_sets import lfw_set, occluded_set, sample_set, small_se
 from labelgen.chain import ChainConfig, LabelChain, LabelResult  # noqa: E402
 from labelgen.stages.decode import decode_image  # noqa: E402
 from labelgen.stages.detect import CenterFaceDetector  # noqa: E402
-from labelgen.stages.teacher import load_teacher  # noqa: E402
-from labelgen.teachers import DEFAULT_TEACHER  # noqa: E402
+from labelgen.teachers import DEFAULT_TEACHER, load_teacher  # noqa: E402
 
 FLOOR_STAGES = ("decode", "detect", "pose")
 

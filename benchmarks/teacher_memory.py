@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 MEASURE = """
 import json, resource, sys, time
 import numpy as np
-from labelgen.stages.teacher import load_teacher
+from labelgen.teachers import load_teacher
 teacher, batch, crops = load_teacher(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 rng = np.random.default_rng(0)

@@ -34,9 +34,9 @@ from labelgen.stages.faces import DETECTORS, FaceFinder, FoundFace
 from labelgen.stages.hull import fill_convex_hull
 from labelgen.stages.pose import PoseEstimator
 from labelgen.stages.residual import MorphologyConfig, occlusion_residual
-from labelgen.stages.teacher import CPU_BATCH, Teacher, load_teacher
+from labelgen.stages.teacher import CPU_BATCH, Teacher
 from labelgen.status import StageError, Status, read_status
-from labelgen.teachers import DEFAULT_TEACHER
+from labelgen.teachers import DEFAULT_TEACHER, load_teacher
 
 DEFAULT_DETECTOR = "centerface"
 # What a stored config without a ``detector`` (a store made before the option existed) was made

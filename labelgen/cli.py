@@ -158,8 +158,7 @@ def _check_teacher(teacher: str) -> str:
 
     Returns the teacher as the job records it: a name, or a model file's absolute path.
     """
-    from labelgen.stages.teacher import load_teacher
-    from labelgen.teachers import job_teacher
+    from labelgen.teachers import load_teacher, resolve
 
     try:
         load_teacher(teacher)
@@ -169,7 +168,7 @@ def _check_teacher(teacher: str) -> str:
         click.echo("note: the 'classical' teacher is a weak baseline (skin colour + GrabCut: hands read as "
                    f"face, eyes and beards as occlusion); the default '{DEFAULT_TEACHER}' is far better "
                    "(docs/teacher.md)", err=True)
-    return job_teacher(teacher)
+    return resolve(teacher).spec
 
 
 def _parse_options(pairs: tuple[str, ...]) -> dict:

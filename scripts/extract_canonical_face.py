@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from labelgen.models import face_landmarker_path  # noqa: E402
+from labelgen.model_files import face_landmarker_path  # noqa: E402
 
 METADATA_MEMBER = "geometry_pipeline_metadata_landmarks.binarypb"
 OUTPUT = REPO / "labelgen" / "data" / "canonical_face.json"

@@ -84,7 +84,7 @@ def test_record_is_json_ready(chain, astronaut):
 
 def test_label_by_teachers_equals_one_chain_per_teacher(astronaut):
     from labelgen.chain import LabelChain
-    from labelgen.stages.teacher import load_teacher
+    from labelgen.teachers import load_teacher
 
     names = ["hull", "classical"]
     with LabelChain(ChainConfig(teacher="hull")) as shared:

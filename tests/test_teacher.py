@@ -5,7 +5,8 @@ import torch
 from labelgen.sample import sample_image, sample_occluder_mask
 from labelgen.stages.crop import crop_labels
 from labelgen.stages.teacher import (ClassicalTeacher, HullTeacher, ModelTeacher, fill_small_holes,
-                                     inner_face_region, load_teacher, to_network_input)
+                                     inner_face_region, to_network_input)
+from labelgen.teachers import load_teacher
 
 
 class RedIsFace(torch.nn.Module):

@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from labelgen.stages.teacher import ModelTeacher, load_teacher, to_network_input
+from labelgen.stages.teacher import ModelTeacher, to_network_input
+from labelgen.teachers import load_teacher
 from train.export import ChannelAffine, export_model, unfuse_batchnorm, verify_exports
 from train.models import create_model
 

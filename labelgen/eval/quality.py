@@ -176,8 +176,8 @@ def evaluate_teachers(teachers: Sequence[str], split: str = "test", limit: int |
 
     from labelgen.chain import ChainConfig, LabelChain
     from labelgen.stages.crop import crop_labels
-    from labelgen.stages.teacher import load_teacher
     from labelgen.eval.synth import default_families, synthetic_split
+    from labelgen.teachers import load_teacher
 
     families = tuple(default_families(split) if families is None else families)
     statuses = {teacher: Counter() for teacher in teachers}

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labelgen.chain import DETECTOR_BEFORE_THE_OPTION, ChainConfig
-from labelgen.models import centerface_path, face_landmarker_path, file_sha256
+from labelgen.model_files import centerface_path, face_landmarker_path, file_sha256
 from labelgen.run_lock import StoreLock
 from labelgen.sources import Source, open_source
 from labelgen.store import DEFAULT_SHARD_SIZE, LabelStore, ManifestEntry, StoreError, create_store, shuffled_order
-from labelgen.teachers import BUILTIN_TEACHERS, is_shipped, shipped_teacher_file
+from labelgen.teachers import resolve
 
 
 @dataclass(frozen=True)
@@ -76,24 +76,10 @@ def _normalise(values):
 def model_file_records(config: ChainConfig) -> dict:
     """Path and sha256 of every model file the chain loads (the teacher's too, when it has one)."""
     files = {"centerface.onnx": centerface_path(), "face_landmarker.task": face_landmarker_path()}
-    teacher = teacher_file(config.teacher)
+    teacher = resolve(config.teacher).file()
     if teacher is not None:
         files["teacher"] = teacher
     return {name: {"path": str(path), "sha256": file_sha256(str(path))} for name, path in files.items()}
-
-
-def teacher_file(teacher: str) -> Path | None:
-    """The model file behind a teacher name or path; ``None`` for the built-in ones."""
-    if teacher in BUILTIN_TEACHERS:
-        return None
-    return shipped_teacher_file(teacher) if is_shipped(teacher) else Path(teacher)
-
-
-def teacher_record(teacher: str) -> dict:
-    """What the store's ``teacher`` attribute says: the name, and the file's hash when there is a file."""
-    path = teacher_file(teacher)
-    return {"name": teacher if path is None or is_shipped(teacher) else path.name,
-            "sha256": None if path is None else file_sha256(str(path))}
 
 
 def prepare_store(out: str | Path, job: Job, overwrite: bool = False, progress: bool = True, *, lock: bool = False,
@@ -136,7 +122,7 @@ def prepare_store(out: str | Path, job: Job, overwrite: bool = False, progress: 
     try:
         store = create_store(out, manifest, crop_size=job.config.crop_size, shard_size=job.shard_size, attributes={
             "job": _normalise(job.fingerprint()), "source": source.describe(), "config": job.config.to_dict(),
-            "models": model_file_records(job.config), "teacher": teacher_record(job.config.teacher),
+            "models": model_file_records(job.config), "teacher": resolve(job.config.teacher).record(),
             "manifest_order": f"numpy default_rng({job.seed}).permutation",
             "scan_report": source.scan_report.to_dict(),
         })

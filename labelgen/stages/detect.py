@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from labelgen.models import centerface_path
+from labelgen.model_files import centerface_path
 
 STRIDE = 4
 INPUT_MULTIPLE = 32  # the network's input sides must be multiples of 32

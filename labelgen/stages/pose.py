@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from labelgen.models import face_landmarker_path
+from labelgen.model_files import face_landmarker_path
 from labelgen.stages.contour import canonical_mesh, project_points
 from labelgen.status import StageError, Status
 

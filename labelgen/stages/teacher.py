@@ -7,7 +7,7 @@ occlusion residual. Teachers:
 
 - a trained network shipped inside the package, by name (``faceocc-w05-v1``,
   the default; ``labelgen teachers`` lists them, ``docs/teacher.md`` is the
-  model card), run by onnxruntime on batches of crops.
+  model card), run by onnxruntime on batches of crops (:class:`ModelTeacher`).
 - ``hull``: sees the whole hull (no occlusions); the "no teacher" baseline.
 - ``classical`` (no weights; a weak baseline): a per-face skin-colour model learned
   from the cheeks and nose, refined with GrabCut inside the hull. Known
@@ -21,6 +21,8 @@ occlusion residual. Teachers:
   ``[-1, 1]``, ``H = W = input_size`` (default 128: the crop is resized);
   output logits ``(N, K, H, W)``; the visible face is ``argmax == face_class``
   (default 1, as in FaceOccNet: 0 background, 1 face, 2 occlusion/hair).
+
+:func:`labelgen.teachers.load_teacher` makes one of these from a name or a path.
 """
 from __future__ import annotations
 
@@ -267,31 +269,3 @@ class ModelTeacher:
 
     def __call__(self, image_crop: np.ndarray, hull_mask: np.ndarray) -> np.ndarray:
         return self.batch([image_crop], [hull_mask])[0]
-
-
-def load_teacher(spec: str | None = None) -> Teacher:
-    """A teacher by name or path.
-
-    Args:
-        spec: ``None`` (the default shipped teacher), a shipped teacher's name
-            (``labelgen teachers`` lists them), ``"classical"``, ``"hull"``, or a
-            path to an ONNX / TorchScript model file.
-
-    Raises:
-        ValueError: an unknown name; :class:`TeacherModelError` for a file that is not a usable model.
-        FileNotFoundError: a missing model file (for a shipped teacher, the message says how to reinstall).
-    """
-    from labelgen.teachers import DEFAULT_TEACHER, is_shipped, shipped_teacher_file, shipped_teachers
-
-    spec = DEFAULT_TEACHER if spec is None else spec
-    if spec == "classical":
-        return ClassicalTeacher()
-    if spec == "hull":
-        return HullTeacher()
-    if is_shipped(spec):
-        shipped = shipped_teachers()[spec]
-        return ModelTeacher(shipped_teacher_file(spec), shipped.input_size, shipped.face_class, name=spec)
-    if Path(spec).suffix in (".onnx", ".pt", ".ts", ".pth") or Path(spec).exists():
-        return ModelTeacher(spec)
-    names = ", ".join(["classical", "hull", *shipped_teachers()])
-    raise ValueError(f"unknown teacher {spec!r}: use one of {names}, or a path to a .onnx/.pt model")
