@@ -30,8 +30,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -415,32 +413,3 @@ def write_report(store_path: str | Path, out: str | Path, examples: int = 16, ma
     facts = gather(store, max_images)
     Path(out).write_text(render_report(store, facts, examples, max_failures), encoding="utf-8")
     return facts
-
-
-# -- looking at it in a real browser --------------------------------------------------------------
-
-def headless_chromium(html_path: str | Path, *args: str, chromium: str = "chromium",
-                      timeout: float = 120) -> subprocess.CompletedProcess:
-    """Open ``html_path`` in headless Chromium with ``args`` (e.g. ``--screenshot=PNG``, ``--dump-dom``).
-
-    Console messages land in the result's ``stderr`` as ``INFO:CONSOLE`` lines
-    (``--enable-logging=stderr``); the report has no script, so any is a defect.
-    A throwaway profile folder keeps the user's profile out of it, and the
-    ``--disable-*`` flags keep Chromium from going online. Used by the tests and
-    ``scripts/make_readme_pictures.py``.
-    """
-    with tempfile.TemporaryDirectory(prefix="svc-chromium-") as profile:
-        command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                   "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-                   "--enable-logging=stderr", "--v=0", *args, Path(html_path).resolve().as_uri()]
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-
-
-def console_messages(stderr: str) -> list[str]:
-    """The page's console messages in Chromium's ``--enable-logging=stderr`` log.
-
-    Example:
-        >>> console_messages('[1:1:0/0:INFO:CONSOLE:1] "boom", source: file:///r.html (1)\\n[1:1:WARNING:x] y')
-        ['[1:1:0/0:INFO:CONSOLE:1] "boom", source: file:///r.html (1)']
-    """
-    return [line for line in stderr.splitlines() if ":CONSOLE" in line]

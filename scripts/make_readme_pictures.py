@@ -6,7 +6,8 @@ Usage: python scripts/make_readme_pictures.py [--out docs/images/report.png] [--
 Labels the embedded sample into a temporary store (``labelgen run --source sample
 --serial``, the default teacher unless ``--teacher``), draws its overlay grid with
 ``labelgen show`` (the picture README opens with), writes its report, screenshots
-the page in headless Chromium (``apt-get install chromium``) and saves it,
+the page in headless Chromium (``apt-get install chromium``; the tests' helper
+in ``tests/helpers.py``, so the test extras must be installed) and saves it,
 downscaled, as a PNG under 400 KB.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ import cv2
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from labelgen.report import console_messages, headless_chromium  # noqa: E402
+from tests.helpers import console_messages, headless_chromium  # noqa: E402
 
 MAX_BYTES = 400_000
 

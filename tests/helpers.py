@@ -1,8 +1,11 @@
-"""Helpers shared by the tests: the gates of tests that need LFW Part Labels or Chromium, and assertions."""
+"""Helpers shared by the tests: the gates of tests that need LFW Part Labels or Chromium, a page in
+headless Chromium, and assertions."""
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +49,33 @@ def chromium_or_skip() -> str:
         _skip_unless_required("Chromium not found; apt-get install chromium to run the browser tests",
                               REQUIRE_BROWSER_ENV)
     return found
+
+
+def headless_chromium(html_path: str | Path, *args: str, chromium: str = "chromium",
+                      timeout: float = 120) -> subprocess.CompletedProcess:
+    """Open ``html_path`` in headless Chromium with ``args`` (e.g. ``--screenshot=PNG``, ``--dump-dom``).
+
+    Console messages land in the result's ``stderr`` as ``INFO:CONSOLE`` lines
+    (``--enable-logging=stderr``); the report has no script, so any is a defect.
+    A throwaway profile folder keeps the user's profile out of it, and the
+    ``--disable-*`` flags keep Chromium from going online. Used by the report's
+    tests and ``scripts/make_readme_pictures.py``.
+    """
+    with tempfile.TemporaryDirectory(prefix="svc-chromium-") as profile:
+        command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                   "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+                   "--enable-logging=stderr", "--v=0", *args, Path(html_path).resolve().as_uri()]
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def console_messages(stderr: str) -> list[str]:
+    """The page's console messages in Chromium's ``--enable-logging=stderr`` log.
+
+    Example:
+        >>> console_messages('[1:1:0/0:INFO:CONSOLE:1] "boom", source: file:///r.html (1)\\n[1:1:WARNING:x] y')
+        ['[1:1:0/0:INFO:CONSOLE:1] "boom", source: file:///r.html (1)']
+    """
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from helpers import chromium_or_skip
+from helpers import chromium_or_skip, console_messages, headless_chromium
 
 from labelgen.cli import main
-from labelgen.report import SECTIONS, console_messages, gather, headless_chromium, pose_angles, write_report
+from labelgen.report import SECTIONS, gather, pose_angles, write_report
 from labelgen.sample import sample_jpeg
 from labelgen.stages.pose import OPENGL_TO_OPENCV
 from labelgen.status import Status

@@ -1,6 +1,6 @@
 """Throughput and memory of ``labelgen run`` on LFW images.
 
-Usage: python benchmarks/pipeline.py [--images 1000] [--split all|test] [--memory-sizes 2000,20000]
+Usage: python benchmarks/labelgen_run.py [--images 1000] [--split all|test] [--memory-sizes 2000,20000]
            [--detector centerface,auto,mediapipe] [--sample-images 340] [--teacher NAME]
 
 Measured side by side in one run, on the same images (LFW Part Labels, read

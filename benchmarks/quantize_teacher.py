@@ -1,6 +1,6 @@
 """Try int8 and float16 copies of a teacher ONNX file: speed beside the float32 original, in one run.
 
-Usage: python scripts/quantize_teacher.py MODEL.onnx --out-dir out/quantized [--calibration 64]
+Usage: python benchmarks/quantize_teacher.py MODEL.onnx --out-dir out/quantized [--calibration 64]
 
 - int8: onnxruntime static quantization (QDQ, per-channel weights), calibrated on
   synthetic occluded LFW Part Labels **train** faces (training families), never on val or test.

@@ -1,6 +1,6 @@
 """Detection rate and face-region coverage on a whole LFW Part Labels split.
 
-Usage: python scripts/lfw_hull_coverage.py [--split test] [--limit N] [--detector centerface,auto,mediapipe]
+Usage: python benchmarks/lfw_hull_coverage.py [--split test] [--limit N] [--detector centerface,auto,mediapipe]
 
 Prints, per detector (see labelgen/stages/faces.py), the detection rate, the
 pose success rate (MediaPipe), and the mean recall / precision of the
