@@ -137,14 +137,16 @@ class Photometric:
             chosen = torch.rand(len(images)) < self.probability
             if not chosen.any():
                 return images
-            x = images[chosen].float() / 255
+            x = images[chosen].float().div_(255)
             for probability, step in self.steps:
                 # Each kind sees only the images drawn for it: kornia's own p would still compute every image.
                 drawn = torch.rand(len(x)) < probability
-                if drawn.any():
+                if drawn.all():
+                    x = step(x)
+                elif drawn.any():
                     x[drawn] = step(x[drawn])
         out = images.clone()
-        out[chosen] = (x.clamp(0, 1) * 255).round().to(torch.uint8)
+        out[chosen] = x.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
         return out
 
 
