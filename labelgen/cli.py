@@ -25,6 +25,7 @@ import numpy as np
 
 from labelgen.chain import DEFAULT_DETECTOR
 from labelgen.eval.cli import COMMANDS as EVALUATION_COMMANDS
+from labelgen.stages.decode import DEFAULT_MAX_PIXELS
 from labelgen.stages.faces import DETECTORS, SMALL_FACE_FRACTION
 from labelgen.teachers import DEFAULT_TEACHER
 
@@ -70,6 +71,9 @@ _DETECTOR_HELP = ("How the face is found: 'centerface' (CenterFace, then MediaPi
                   "faster, but it misses faces that are small in the frame) or 'auto' (FaceLandmarker on the "
                   f"whole image; CenterFace and the crop when it finds no face or a face under {SMALL_FACE_FRACTION} "
                   "of the image's longer side). docs/benchmarks.md has their speed and labels side by side.")
+_MAX_PIXELS_HELP = ("Images whose header declares more pixels get the status too_large, before any decoding. "
+                    f"{DEFAULT_MAX_PIXELS:,} keeps a worker with 2 GiB of memory alive; it is per labelling "
+                    "thread (docs/labelling.md).")
 _TEACHER_HELP = ("Which teacher says what of the face region is visible face: a shipped model by name "
                  "(default; 'labelgen teachers' lists them), 'hull' (no occlusions), 'classical' (weak "
                  "skin-colour baseline) or a .onnx/.pt model file.")
@@ -84,8 +88,10 @@ _TEACHER_HELP = ("Which teacher says what of the face region is visible face: a 
 @click.option("--teacher", default=DEFAULT_TEACHER, show_default=True, help=_TEACHER_HELP)
 @click.option("--detector", type=_DETECTOR_CHOICE, default=DEFAULT_DETECTOR, show_default=True, help=_DETECTOR_HELP)
 @click.option("--crop-size", default=128, show_default=True, help="Side of the output face crop and label map.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+              help=_MAX_PIXELS_HELP)
 def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, detector: str,
-          crop_size: int) -> None:
+          crop_size: int, max_pixels: int) -> None:
     """Label single IMAGES (or the embedded --sample) without Dask.
 
     Writes, per image, the label map as PNG (pixel values are the ids), an
@@ -109,7 +115,8 @@ def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, d
     jobs += [(str(path), path.stem, path.read_bytes) for path in images]
     jobs = [(key, stem, read) for (key, _, read), stem in zip(jobs, unique_names([name for _, name, _ in jobs]))]
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = ChainConfig(crop_size=crop_size, teacher=_check_teacher(teacher), detector=detector)
+    config = ChainConfig(crop_size=crop_size, teacher=_check_teacher(teacher), detector=detector,
+                         max_pixels=max_pixels)
     counts: Counter[str] = Counter()
     with LabelChain(config) as chain:
         for key, stem, read in tqdm(jobs, desc="labelling", unit="img", file=sys.stderr):
@@ -125,7 +132,7 @@ def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, d
                 continue
             _write_picture(out_dir / f"{stem}.label.png", result.label)
             crop_view = overlay_labels(result.image, result.label, result.crop.apply(result.contour))
-            original = overlay_original(decode_image(data), result.box, result.contour)
+            original = overlay_original(decode_image(data, max_pixels), result.box, result.contour)
             panel = np.hstack([original, crop_view, label_colours(cv2.resize(
                 result.label, (256, 256), interpolation=cv2.INTER_NEAREST))])
             _write_picture(out_dir / f"{stem}.overlay.png",
@@ -196,6 +203,9 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
               help=_DETECTOR_HELP + f" Default: {DEFAULT_DETECTOR} for a new store; a resumed store keeps the "
                    "one it was made with (centerface for a store made before this option).")
 @click.option("--crop-size", default=128, show_default=True, help="Side of the stored crops and label maps.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=None,
+              help=_MAX_PIXELS_HELP + f" Default: {DEFAULT_MAX_PIXELS} for a new store; a resumed store keeps its "
+                   "own (2^30 for a store made before this option).")
 @click.option("--shard-size", type=int, default=None,
               help="Images per shard (one Dask task each). Default: min(256, images / (4 x workers x threads)), "
                    "so every worker gets several shards; a resumed store keeps the size it was made with.")
@@ -212,7 +222,7 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
               help="Only shards i with i % N == K: one of N independent batch jobs sharing the store.")
 @click.option("--wait-notice", "wait_notice_s", type=float, default=30.0, hidden=True,
               help="Seconds without workers before saying the run is waiting for them.")
-def run(source_name, root, source_options, out, teacher, detector, crop_size, shard_size, seed, workers,
+def run(source_name, root, source_options, out, teacher, detector, crop_size, max_pixels, shard_size, seed, workers,
         threads_per_worker, scheduler, serial, overwrite, prepare_only, part, wait_notice_s) -> None:
     """Label a corpus into a sharded Zarr store, in parallel with Dask.
 
@@ -232,16 +242,19 @@ def run(source_name, root, source_options, out, teacher, detector, crop_size, sh
           --source-option bbox_csv=/data/vggface2/bb_landmark/loose_bb_train.csv --out vgg.zarr
     """
     from labelgen.chain import ChainConfig
-    from labelgen.run import Interrupted, Job, shards_of_part, signals_stop_the_run, stored_detector
+    from labelgen.run import Interrupted, Job, shards_of_part, signals_stop_the_run, stored_setting
 
     if source_name != "sample" and root is None:
         raise click.UsageError(f"--source {source_name} needs --root (the corpus location)")
     teacher = _check_teacher(teacher)
     part_of = _parse_part(part)
     if detector is None:  # like --shard-size: the store's own when resuming, so the same command resumes
-        detector = (None if overwrite else stored_detector(out)) or DEFAULT_DETECTOR
+        detector = (None if overwrite else stored_setting(out, "detector")) or DEFAULT_DETECTOR
+    if max_pixels is None:  # likewise
+        max_pixels = (None if overwrite else stored_setting(out, "max_pixels")) or DEFAULT_MAX_PIXELS
     job = Job(source_name, None if source_name == "sample" else str(root.resolve()), _parse_options(source_options),
-              ChainConfig(crop_size=crop_size, teacher=teacher, detector=detector), shard_size, seed)
+              ChainConfig(crop_size=crop_size, teacher=teacher, detector=detector, max_pixels=max_pixels),
+              shard_size, seed)
     store = None
     try:
         with signals_stop_the_run():
@@ -301,10 +314,10 @@ def _run_prepared(store, out: Path, part: tuple[int, int] | None, prepare_only: 
 
 
 def _echo_scan_report(report: dict | None, limit: int) -> None:
-    """What the scan could not make rows of (unlistable folders, symlink loops), if anything."""
+    """What the scan could not make rows of (unlistable folders, symlink loops, formats not decoded), if anything."""
     if not report or not report.get("skipped"):
         return
-    click.echo(f"scan: {report['skipped']} entries could not be scanned (not in the store):", err=True)
+    click.echo(f"scan: {report['skipped']} entries skipped (not in the store):", err=True)
     for path, problem in report["listed"][:limit]:
         click.echo(f"  {path}: {problem}", err=True)
     if report["skipped"] > limit:

@@ -199,13 +199,6 @@ def test_the_limit_is_the_chain_configs(face):
         ChainConfig(max_pixels=0)
 
 
-def test_a_store_made_before_the_option_resumes_with_the_limit_it_was_made_with():
-    stored = ChainConfig().to_dict()
-    del stored["max_pixels"]
-    assert ChainConfig.from_dict(stored).max_pixels == 1 << 30
-    assert ChainConfig.from_dict(ChainConfig(max_pixels=5).to_dict()).max_pixels == 5
-
-
 @pytest.mark.parametrize("data", [b"GIF89a? no, just text" * 10, b"BMW owners' club minutes\n" * 10],
                          ids=["gif-letters", "bmp-letters"])
 def test_text_that_starts_like_an_image_is_a_decode_error_not_a_size(data):
@@ -256,3 +249,53 @@ def test_a_folder_corpus_with_a_bomb_a_gif_and_a_turned_photo_finishes_with_a_st
     assert report.returncode == 0, report.stderr[-2000:]
     page = (tmp_path / "report.html").read_text()
     assert "too_large" in page and "30000x30000" in page
+
+
+# -- the option on the command line ------------------------------------------------------------------
+def test_labelgen_label_takes_max_pixels(tmp_path, face):
+    photo = tmp_path / "face.jpg"
+    photo.write_bytes(encoded(face, "JPEG", quality=95))
+    pixels = face.shape[0] * face.shape[1]
+    runner = CliRunner()
+    for limit, status in [(pixels - 1, "too_large"), (pixels, "ok")]:
+        out = tmp_path / f"limit-{limit}"
+        done = runner.invoke(main, ["label", str(photo), "--teacher", "hull", "--out-dir", str(out),
+                                    "--max-pixels", str(limit)])
+        assert done.exit_code == 0, done.output
+        assert json.loads((out / "face.json").read_text())["status"] == status
+    assert (tmp_path / f"limit-{pixels}" / "face.overlay.png").is_file()  # the overlay decodes under the limit too
+    refused = runner.invoke(main, ["label", str(photo), "--max-pixels", "0"])
+    assert refused.exit_code == 2 and "--max-pixels" in refused.output
+
+
+def test_labelgen_run_records_max_pixels_and_a_resume_keeps_the_stores(tmp_path):
+    from labelgen.run import stored_setting
+
+    out = str(tmp_path / "labels.zarr")
+    runner = CliRunner()
+    base = ["run", "--source", "sample", "--out", out, "--teacher", "hull", "--prepare-only"]
+    made = runner.invoke(main, base + ["--max-pixels", "200000"])
+    assert made.exit_code == 0, made.output
+    assert stored_setting(out, "max_pixels") == 200000
+    resumed = runner.invoke(main, base)  # no --max-pixels: the store's own
+    assert resumed.exit_code == 0, resumed.output
+    refused = runner.invoke(main, base + ["--max-pixels", "300000"])
+    assert refused.exit_code == 1 and "different job (differs in: config)" in refused.output
+
+
+def test_a_store_made_before_the_option_resumes_with_its_limit_then(tmp_path):
+    from labelgen.run import Job, stored_setting
+
+    out = tmp_path / "labels.zarr"
+    base = ["run", "--source", "sample", "--out", str(out), "--teacher", "hull", "--prepare-only"]
+    assert CliRunner().invoke(main, base).exit_code == 0
+    store = LabelStore(out)
+    job, config = dict(store.attrs["job"]), dict(store.attrs["config"])
+    job["config"] = {name: value for name, value in job["config"].items() if name != "max_pixels"}
+    config.pop("max_pixels")
+    store.group.attrs.update({"job": job, "config": config})  # as written before --max-pixels existed
+
+    assert stored_setting(out, "max_pixels") == 1 << 30
+    assert Job.from_fingerprint(LabelStore(out, mode="r").attrs["job"]).config.max_pixels == 1 << 30
+    resumed = CliRunner().invoke(main, base)
+    assert resumed.exit_code == 0, resumed.output

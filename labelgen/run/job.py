@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labelgen.chain import DETECTOR_BEFORE_THE_OPTION, ChainConfig
+from labelgen.chain import ChainConfig, as_recorded_before_the_options
 from labelgen.model_files import centerface_path, face_landmarker_path, file_sha256
 from labelgen.run_lock import StoreLock
 from labelgen.sources import Source, open_source
@@ -179,25 +179,30 @@ def _reopen(out: Path, job: Job, overwrite: bool, lock: bool, part: tuple[int, i
     return None
 
 
-def stored_detector(out: str | Path) -> str | None:
-    """The detector of the label store at ``out`` (a store made before the option: its detector then);
-    ``None`` when ``out`` holds no readable store."""
+def stored_setting(out: str | Path, name: str):
+    """The labelling setting ``name`` (``detector``, ``max_pixels``) of the label store at ``out``
+    (a store made before the option: its value then); ``None`` when ``out`` holds no readable store."""
     try:
         config = LabelStore(Path(out).absolute(), mode="r").attrs["job"]["config"]
-        return config.get("detector", DETECTOR_BEFORE_THE_OPTION)
+        return as_recorded_before_the_options(config)[name]
     except Exception:  # no store, or not one of ours: prepare_store says what is wrong with it
         return None
+
+
+def stored_detector(out: str | Path) -> str | None:
+    """The detector of the label store at ``out``; see :func:`stored_setting`."""
+    return stored_setting(out, "detector")
 
 
 def _job_differences(store: LabelStore, job: Job) -> list[str]:
     """What differs between ``job`` and the job that made ``store`` (a job without a shard size takes the store's).
 
-    A store made before the ``detector`` option records no detector: it was made with
-    :data:`~labelgen.chain.DETECTOR_BEFORE_THE_OPTION`, and compares as such.
+    A store made before the ``detector`` or ``max_pixels`` option records no such setting: it
+    was made with the value then, and compares as such (:func:`~labelgen.chain.as_recorded_before_the_options`).
     """
     stored = _normalise(store.attrs.get("job", {}))
     if isinstance(stored.get("config"), dict):
-        stored["config"].setdefault("detector", DETECTOR_BEFORE_THE_OPTION)
+        stored["config"] = as_recorded_before_the_options(stored["config"])
     if job.shard_size is None:
         job = dataclasses.replace(job, shard_size=stored.get("shard_size"))
     wanted = _normalise(job.fingerprint())
