@@ -22,7 +22,7 @@
 # stopped and skips finished ones. The model card is docs/teacher.md.
 #
 # Usage: pipelines/train_teacher.sh [OUT=out/teacher_recipe] [EPOCHS=60] [WIDTH=0.5] [NAME=faceocc-w05-v1]
-# Environment (v2 only): INIT=checkpoint to start the robustness phase from; ROBUST_EPOCHS (30);
+# Environment (v2 only): INIT=checkpoint to start the robustness phase from (read only when it starts); ROBUST_EPOCHS (30);
 #   PHOTOMETRIC (0.5, the chance a draw is augmented); PHOTOMETRIC_STRENGTH (1.0).
 # On a GPU: WIDTH=1.0 (add --batch-size 128 to the svc-train lines for speed).
 set -euo pipefail
@@ -47,7 +47,8 @@ phase() {  # phase NAME EPOCHS [svc-train options...]: train one phase unless it
   touch "$run/finished"
 }
 
-if [ "$name" = faceocc-w05-v1 ] || [ -z "${INIT:-}" ]; then
+# Phases 1-2, unless the robustness phase starts from $INIT (or already started: a rerun without INIT resumes it).
+if [ "$name" = faceocc-w05-v1 ] || { [ -z "${INIT:-}" ] && [ ! -f "$out/runs/robust/checkpoints/last.ckpt" ]; }; then
   phase main "$epochs" --lr-patience 3 --photometric 0
   phase skin 12 --occluder-families "$skin_families" --lr 3e-4 --lr-patience 2 --photometric 0 \
     --init-weights "$out/runs/main/checkpoints/best.ckpt"
