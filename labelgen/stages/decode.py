@@ -10,9 +10,10 @@ channels, and takes the first frame of an animation or the first page of a
 TIFF.
 
 Before any pixel is decoded, the image's size is read from its header, and an
-image above ``max_pixels`` is refused as ``too_large``: a 150 KB PNG can
-declare 30000 x 30000 pixels, which would take 2.5 GiB to decode and kill a
-labelling worker (and, as a Dask task, every worker it is retried on).
+image above ``max_pixels`` is refused as ``too_large``: a 110 KB PNG can
+declare 30000 x 30000 pixels, 2.5 GiB of RGB and 5 GiB at the decoder's peak,
+which would kill a labelling worker (and, as a Dask task, every worker it is
+retried on).
 Bytes whose size cannot be read from a header are not decoded either.
 """
 from __future__ import annotations
@@ -40,6 +41,8 @@ DECODE_BYTES_PER_PIXEL = 6
 # a Dask worker with a 2 GiB limit is ok, the worker's peak 1726 MiB. The limit is per image being
 # labelled: a worker with T threads needs T times the room.
 DEFAULT_MAX_PIXELS = 100_000_000
+
+
 def to_rgb8(image: np.ndarray) -> np.ndarray:
     """Convert grey, grey+alpha, RGB, RGBA, 16-bit or float images to ``uint8`` RGB.
 
@@ -229,11 +232,11 @@ def decode_image(data: bytes, max_pixels: int | None = None) -> np.ndarray:
         raise StageError(Status.DECODE_ERROR, "empty file (0 bytes)")
     if is_truncated_jpeg(data):
         raise StageError(Status.DECODE_ERROR, "truncated JPEG: no end-of-image marker after the last scan")
-    size, image_format = header_size(data), None
-    if size is None and image_signature(data) is not None:
+    size, image_format, signature = header_size(data), None, image_signature(data)
+    if size is None and signature is not None:
         raise StageError(Status.DECODE_ERROR, f"not a decodable image ({len(data)} bytes, starts with "
-                                              f"{data[:8].hex()}): a {image_signature(data)} signature "
-                                              f"without a {image_signature(data)} header")
+                                              f"{data[:8].hex()}): a {signature} signature without a "
+                                              f"{signature} header")
     if size is None:
         recognised = _pillow_size(data)
         if recognised is None:
