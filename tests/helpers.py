@@ -92,3 +92,12 @@ def box_iou(a, b) -> float:
     def area(r):
         return (r[2] - r[0]) * (r[3] - r[1])
     return inter / (area(a) + area(b) - inter)
+
+
+def as_made_before_the_option(store, setting: str) -> None:
+    """Remove the labelling ``setting`` from ``store``'s job and config attributes, as a store made
+    before that option existed recorded them."""
+    job, config = dict(store.attrs["job"]), dict(store.attrs["config"])
+    job["config"] = {name: value for name, value in job["config"].items() if name != setting}
+    config.pop(setting)
+    store.group.attrs.update({"job": job, "config": config})

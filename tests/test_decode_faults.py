@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import as_made_before_the_option
 from PIL import Image
 
 from labelgen.chain import ChainConfig, LabelChain
@@ -268,32 +269,13 @@ def test_labelgen_label_takes_max_pixels(tmp_path, face):
     assert refused.exit_code == 2 and "--max-pixels" in refused.output
 
 
-def test_labelgen_run_records_max_pixels_and_a_resume_keeps_the_stores(tmp_path):
-    from labelgen.run import stored_setting
-
-    out = str(tmp_path / "labels.zarr")
-    runner = CliRunner()
-    base = ["run", "--source", "sample", "--out", out, "--teacher", "hull", "--prepare-only"]
-    made = runner.invoke(main, base + ["--max-pixels", "200000"])
-    assert made.exit_code == 0, made.output
-    assert stored_setting(out, "max_pixels") == 200000
-    resumed = runner.invoke(main, base)  # no --max-pixels: the store's own
-    assert resumed.exit_code == 0, resumed.output
-    refused = runner.invoke(main, base + ["--max-pixels", "300000"])
-    assert refused.exit_code == 1 and "different job (differs in: config)" in refused.output
-
-
 def test_a_store_made_before_the_option_resumes_with_its_limit_then(tmp_path):
     from labelgen.run import Job, stored_setting
 
     out = tmp_path / "labels.zarr"
     base = ["run", "--source", "sample", "--out", str(out), "--teacher", "hull", "--prepare-only"]
     assert CliRunner().invoke(main, base).exit_code == 0
-    store = LabelStore(out)
-    job, config = dict(store.attrs["job"]), dict(store.attrs["config"])
-    job["config"] = {name: value for name, value in job["config"].items() if name != "max_pixels"}
-    config.pop("max_pixels")
-    store.group.attrs.update({"job": job, "config": config})  # as written before --max-pixels existed
+    as_made_before_the_option(LabelStore(out), "max_pixels")
 
     assert stored_setting(out, "max_pixels") == 1 << 30
     assert Job.from_fingerprint(LabelStore(out, mode="r").attrs["job"]).config.max_pixels == 1 << 30

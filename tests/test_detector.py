@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from helpers import box_iou, lfw_parts_or_skip
+from helpers import as_made_before_the_option, box_iou, lfw_parts_or_skip
 
 from labelgen.chain import ChainConfig, LabelChain
 from labelgen.cli import main
-from labelgen.run import Job, prepare_store, stored_detector
+from labelgen.run import Job, prepare_store, stored_detector, stored_setting
 from labelgen.sample import FACE_BOXES, sample_image, sample_keys
 from labelgen.stages.decode import decode_image
 from labelgen.stages.faces import DETECTORS, SMALL_FACE_FRACTION, FaceFinder
@@ -130,10 +130,7 @@ def test_the_job_records_the_detector_and_a_different_one_is_refused(tmp_path):
 
 def test_a_store_made_before_the_option_resumes_as_centerface(tmp_path):
     store = make_store(tmp_path, "centerface")
-    job, config = dict(store.attrs["job"]), dict(store.attrs["config"])
-    job["config"] = {name: value for name, value in job["config"].items() if name != "detector"}
-    config.pop("detector")
-    store.group.attrs.update({"job": job, "config": config})  # as written before --detector existed
+    as_made_before_the_option(store, "detector")
 
     old = LabelStore(tmp_path / "labels.zarr")
     assert "detector" not in old.attrs["job"]["config"]
@@ -144,14 +141,18 @@ def test_a_store_made_before_the_option_resumes_as_centerface(tmp_path):
         make_store(tmp_path, "auto")
 
 
-def test_cli_run_keeps_the_stores_detector_unless_told_another(tmp_path):
+@pytest.mark.parametrize("setting, made_with, other", [("detector", "mediapipe", "centerface"),
+                                                      ("max_pixels", 200000, 300000)])
+def test_cli_run_keeps_the_stores_setting_unless_told_another(tmp_path, setting, made_with, other):
+    """--detector and --max-pixels: a resume without the option takes the store's value."""
     out = str(tmp_path / "labels.zarr")
+    option = "--" + setting.replace("_", "-")
     runner = CliRunner()
     base = ["run", "--source", "sample", "--out", out, "--teacher", "hull", "--prepare-only"]
-    made = runner.invoke(main, base + ["--detector", "mediapipe"])
+    made = runner.invoke(main, base + [option, str(made_with)])
     assert made.exit_code == 0, made.output
-    assert stored_detector(out) == "mediapipe"
-    resumed = runner.invoke(main, base)  # no --detector: the store's own
+    assert stored_setting(out, setting) == made_with
+    resumed = runner.invoke(main, base)  # no option: the store's own
     assert resumed.exit_code == 0, resumed.output
-    refused = runner.invoke(main, base + ["--detector", "centerface"])
-    assert refused.exit_code != 0 and "different job" in refused.output
+    refused = runner.invoke(main, base + [option, str(other)])
+    assert refused.exit_code != 0 and "different job (differs in: config)" in refused.output
