@@ -18,7 +18,7 @@ from pathlib import Path
 from labelgen.store import StoreError, pid_alive
 
 
-class StoreLocked(StoreError):
+class FolderLocked(StoreError):
     """Another run holds the folder's lock (a label store's, or a training's run folder's)."""
 
 
@@ -26,8 +26,8 @@ LOCK_FILE = "run.lock"
 _NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}  # file systems without flock
 
 
-class StoreLock:
-    """The lock a ``labelgen run`` holds on its store, so two runs never work on one store.
+class FolderLock:
+    """The lock a run holds on its folder: a ``labelgen run`` on its store, ``svc-train`` on its run folder.
 
     A whole-store run locks ``run.lock`` exclusively. A ``--part K/N`` run
     locks ``run.lock`` shared (parts run together; a whole-store run waits for
@@ -45,13 +45,13 @@ class StoreLock:
     so two trainings never write one run.
 
     Args:
-        store_path: the store folder (or any folder to lock).
+        folder: the store folder (or any folder to lock).
         part: ``(k, n)`` for a ``--part K/N`` run, ``None`` for a whole-store run.
         holder: what holds such locks, for the refusal message.
     """
 
-    def __init__(self, store_path: str | Path, part: tuple[int, int] | None = None, holder: str = "labelgen run"):
-        self.folder = Path(store_path)
+    def __init__(self, folder: str | Path, part: tuple[int, int] | None = None, holder: str = "labelgen run"):
+        self.folder = Path(folder)
         self.part = part
         self.holder = holder
         self._held: list[int] = []  # open descriptors, released in reverse order
@@ -60,11 +60,11 @@ class StoreLock:
     def _path(self, part: tuple[int, int] | None) -> Path:
         return self.folder / (LOCK_FILE if part is None else f"run.part-{part[0]}-of-{part[1]}.lock")
 
-    def acquire(self) -> "StoreLock":
-        """Take the lock, or raise :class:`StoreLocked` naming the run that holds it.
+    def acquire(self) -> "FolderLock":
+        """Take the lock, or raise :class:`FolderLocked` naming the run that holds it.
 
         Raises:
-            StoreLocked: another live run holds the store (or this part of it).
+            FolderLocked: another live run holds the store (or this part of it).
             StoreError: the lock file cannot be created (read-only store).
         """
         try:
@@ -91,13 +91,13 @@ class StoreLock:
         try:
             fcntl.flock(descriptor, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise StoreLocked(self._refusal(path)) from None
+            raise FolderLocked(self._refusal(path)) from None
         except OSError as error:
             if error.errno not in _NO_FLOCK:
                 raise
             holder = _read_holder(path)
             if exclusive and holder and holder_alive(holder):
-                raise StoreLocked(self._refusal(path)) from None
+                raise FolderLocked(self._refusal(path)) from None
         return descriptor
 
     def _refusal(self, path: Path) -> str:
@@ -118,7 +118,7 @@ class StoreLock:
         while self._held:
             os.close(self._held.pop())  # closing the last descriptor releases its flock
 
-    def __enter__(self) -> "StoreLock":
+    def __enter__(self) -> "FolderLock":
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -310,7 +310,7 @@ class LabelStore:
         self.count: int = attrs["count"]
         self.crop_size: int = attrs["crop_size"]
         self.shard_size: int = attrs["shard_size"]
-        self.lock = None  # the run's labelgen.run_lock.StoreLock, when the opener holds it (see labelgen.run.job)
+        self.lock = None  # the run's labelgen.run_lock.FolderLock, when the opener holds it (see labelgen.run.job)
 
     # -- shards -------------------------------------------------------------------------------
     @property

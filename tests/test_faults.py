@@ -32,7 +32,7 @@ from labelgen.cli import main
 from labelgen.run import Job, prepare_store, worker
 from labelgen.run.progress import Progress
 from labelgen.run.worker import ShardInterrupted, label_shard
-from labelgen.run_lock import StoreLock, StoreLocked
+from labelgen.run_lock import FolderLock, FolderLocked
 from labelgen.sample import sample_jpeg, sample_keys
 from labelgen.status import Status
 from labelgen.store import LabelStore, StoreError, array_specs, decode_name, encode_name
@@ -258,15 +258,15 @@ def test_a_second_run_on_the_same_store_is_refused_naming_the_holder(tmp_path):
 
 def test_parts_lock_their_part_and_a_whole_run_waits_for_all_of_them(tmp_path):
     (tmp_path / "store").mkdir()
-    with StoreLock(tmp_path / "store", (0, 2)), StoreLock(tmp_path / "store", (1, 2)):  # parts run together
-        with pytest.raises(StoreLocked, match=f"pid {os.getpid()}"):
-            StoreLock(tmp_path / "store", (1, 2)).acquire()  # but not the same part twice
-        with pytest.raises(StoreLocked, match=f"pid {os.getpid()}"):
-            StoreLock(tmp_path / "store").acquire()
-    with StoreLock(tmp_path / "store"):
-        with pytest.raises(StoreLocked):
-            StoreLock(tmp_path / "store", (0, 2)).acquire()
-    StoreLock(tmp_path / "store").acquire().release()  # all released
+    with FolderLock(tmp_path / "store", (0, 2)), FolderLock(tmp_path / "store", (1, 2)):  # parts run together
+        with pytest.raises(FolderLocked, match=f"pid {os.getpid()}"):
+            FolderLock(tmp_path / "store", (1, 2)).acquire()  # but not the same part twice
+        with pytest.raises(FolderLocked, match=f"pid {os.getpid()}"):
+            FolderLock(tmp_path / "store").acquire()
+    with FolderLock(tmp_path / "store"):
+        with pytest.raises(FolderLocked):
+            FolderLock(tmp_path / "store", (0, 2)).acquire()
+    FolderLock(tmp_path / "store").acquire().release()  # all released
 
 
 def test_a_stale_lock_is_taken_over(tmp_path, monkeypatch):
@@ -278,7 +278,7 @@ def test_a_stale_lock_is_taken_over(tmp_path, monkeypatch):
     dead.wait()
     record = {"host": socket.gethostname(), "pid": dead.pid, "started": "then"}
     (folder / "run.lock").write_text(json.dumps(record))
-    StoreLock(folder).acquire().release()
+    FolderLock(folder).acquire().release()
     import fcntl
 
     def no_flock(*args):
@@ -286,17 +286,17 @@ def test_a_stale_lock_is_taken_over(tmp_path, monkeypatch):
 
     monkeypatch.setattr(fcntl, "flock", no_flock)
     (folder / "run.lock").write_text(json.dumps(record))
-    lock = StoreLock(folder).acquire()  # dead pid: taken over
+    lock = FolderLock(folder).acquire()  # dead pid: taken over
     assert json.loads((folder / "run.lock").read_text())["pid"] == os.getpid()
     lock.release()
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (folder / "run.lock").write_text(json.dumps({**record, "pid": alive.pid}))
-        with pytest.raises(StoreLocked, match=f"pid {alive.pid}"):
-            StoreLock(folder).acquire()
+        with pytest.raises(FolderLocked, match=f"pid {alive.pid}"):
+            FolderLock(folder).acquire()
         (folder / "run.lock").write_text(json.dumps({**record, "host": "another-host"}))
-        with pytest.raises(StoreLocked, match="another-host"):
-            StoreLock(folder).acquire()
+        with pytest.raises(FolderLocked, match="another-host"):
+            FolderLock(folder).acquire()
     finally:
         alive.kill()
         alive.wait()

@@ -116,7 +116,7 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out
       svc-train --lfw-parts --occlude --width 0.25 --out runs/teacher
       torchrun --nproc_per_node 4 -m train.cli --labels labels.zarr --out runs/ddp
     """
-    from labelgen.run_lock import StoreLocked
+    from labelgen.run_lock import FolderLocked
     from labelgen.store import StoreError
     from train.engine import TrainConfig, train
     from train.stopping import TrainingInterrupted
@@ -141,7 +141,7 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out
                  if stop.checkpoint else "no step was done yet; nothing to save")
         click.echo(f"interrupted ({stop}): {where}", err=True)
         sys.exit(stop.exit_code)
-    except StoreLocked as error:
+    except FolderLocked as error:
         raise click.ClickException(str(error)) from None
     except StoreError as error:
         raise click.ClickException(f"cannot read the label store: {error}") from None
@@ -338,13 +338,13 @@ def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size
     Quality is measured against exact labels of synthetic occlusions on LFW Part Labels' val split,
     with occluder families (hands, glasses, props) that no training set uses. A killed loop resumes.
     """
-    from labelgen.teachers import DEFAULT_TEACHER, job_teacher
-    from labelgen.run_lock import StoreLocked
+    from labelgen.teachers import DEFAULT_TEACHER, resolve
+    from labelgen.run_lock import FolderLocked
     from train.loop import LoopConfig, run_loop
     from train.stopping import TrainingInterrupted
 
     config = LoopConfig(source=source_name, root=str(root.resolve()) if root else None, out=str(out),
-                        teacher=job_teacher(teacher or DEFAULT_TEACHER),
+                        teacher=resolve(teacher or DEFAULT_TEACHER).spec,
                         rounds=rounds, width=width, epochs=epochs, batch_size=batch_size, max_steps=max_steps,
                         workers=workers, num_workers=num_workers, quality_limit=quality_limit, min_gain=min_gain,
                         extra_labels=tuple(str(path.resolve()) for path in extra_labels), amp=amp, lr=lr,
@@ -357,7 +357,7 @@ def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size
     except KeyboardInterrupt:  # while labelling or measuring: finished shards and rounds are kept
         click.echo("interrupted (SIGINT): run the same command to resume", err=True)
         sys.exit(130)
-    except StoreLocked as error:  # another labelgen run or svc-train works on this loop's store or run folder
+    except FolderLocked as error:  # another labelgen run or svc-train works on this loop's store or run folder
         raise click.ClickException(str(error)) from None
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None

@@ -34,7 +34,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from labelgen.eval.occluders import TRAIN_FAMILIES
-from labelgen.run_lock import StoreLock
+from labelgen.run_lock import FolderLock
 from labelgen.store import LabelStore
 from train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from train.data import (
@@ -72,7 +72,7 @@ class TrainConfig:
             background / face / occlusion (:mod:`train.occluded`); validation is then the
             synthetic val split, or ``val_labels`` if given.
         occluder_families: With ``occlude``: the occluder families pasted in training
-            (``None``: :data:`labelgen.occluders.TRAIN_FAMILIES`). Validation keeps the
+            (``None``: :data:`labelgen.eval.occluders.TRAIN_FAMILIES`). Validation keeps the
             fixed synthetic val split of the default families, so runs stay comparable.
         lfw_root: LFW Part Labels folder; ``None`` for ``$SVC_LFW_PARTS`` or ``../shared/data/lfw_parts``.
         lfw_split: LFW Part Labels faces trained on: ``"train"``, or ``"train+val"`` for a
@@ -671,12 +671,12 @@ def _run_folder_lock(out: str, env: DistEnv):
     """The main process locks the run folder (``run.lock``): a second training of the same folder is refused.
 
     Raises:
-        StoreLocked: another live process trains into ``out`` (the message names it).
+        FolderLocked: another live process trains into ``out`` (the message names it).
     """
     if not env.is_main:
         return contextlib.nullcontext()
     Path(out).mkdir(parents=True, exist_ok=True)
-    return StoreLock(out, holder="svc-train")
+    return FolderLock(out, holder="svc-train")
 
 
 def train(config: TrainConfig, resume: str | None = None) -> dict:
@@ -691,7 +691,7 @@ def train(config: TrainConfig, resume: str | None = None) -> dict:
 
     Raises:
         TrainingInterrupted: SIGINT or SIGTERM stopped it; every step done is in ``last.ckpt``.
-        StoreLocked: another process trains into ``config.out``.
+        FolderLocked: another process trains into ``config.out``.
     """
     env = init_distributed(config.device)
     try:

@@ -2,8 +2,8 @@
 
 The paper's teacher was trained on hand-labelled faces "+ occlusion augmentation".
 :class:`OccludedLFWTrain` is that augmentation: every time an image is drawn, new
-occluders from :mod:`labelgen.occluders` are pasted onto it
-(:func:`labelgen.synth.synthesize`), so the network never sees the same occlusion
+occluders from :mod:`labelgen.eval.occluders` are pasted onto it
+(:func:`labelgen.eval.synth.synthesize`), so the network never sees the same occlusion
 twice. Items use the label-store convention (0 background, 1 visible face,
 2.. one id per occluder blob), so the same losses and collate as a store apply.
 
@@ -11,7 +11,7 @@ Randomness is a function of ``(seed, epoch, index)`` only, so a run is
 reproducible with any number of DataLoader workers and resumes exactly.
 
 :class:`SyntheticLFWEval` is the matching validation set: the fixed synthetic
-pairs of :func:`labelgen.synth.synthetic_pair` (the same pixels ``labelgen synth
+pairs of :func:`labelgen.eval.synth.synthetic_pair` (the same pixels ``labelgen synth
 --split val`` writes), scored as class maps (0 background, 1 face, 2 occlusion).
 
 Example (needs LFW Part Labels: ``$SVC_LFW_PARTS`` or ``../shared/data/lfw_parts``):

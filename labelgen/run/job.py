@@ -15,7 +15,7 @@ from pathlib import Path
 
 from labelgen.chain import ChainConfig, as_recorded_before_the_options
 from labelgen.model_files import centerface_path, face_landmarker_path, file_sha256
-from labelgen.run_lock import StoreLock
+from labelgen.run_lock import FolderLock
 from labelgen.sources import Source, open_source
 from labelgen.store import DEFAULT_SHARD_SIZE, LabelStore, ManifestEntry, StoreError, create_store, shuffled_order
 from labelgen.teachers import resolve
@@ -99,14 +99,14 @@ def prepare_store(out: str | Path, job: Job, overwrite: bool = False, progress: 
             a label store). Other folders are never deleted.
         progress: show a progress bar while scanning.
         lock: return with the store's run lock held (``store.lock``, a
-            :class:`~labelgen.run_lock.StoreLock`; release it when done).
+            :class:`~labelgen.run_lock.FolderLock`; release it when done).
         part: the ``--part`` this run does, for the lock.
         slots: parallel tasks of the run (workers x threads), for the adaptive shard size.
 
     Raises:
         StoreError: ``out`` is a file, a non-empty folder that is not a label
             store, a store of another job (and not ``overwrite``), or cannot
-            be written. :class:`~labelgen.run_lock.StoreLocked` when another run
+            be written. :class:`~labelgen.run_lock.FolderLocked` when another run
             holds the store.
     """
     out = Path(out).absolute()
@@ -131,7 +131,7 @@ def prepare_store(out: str | Path, job: Job, overwrite: bool = False, progress: 
             raise
         return _reopen(out, job, False, lock, part)  # another run created it meanwhile: resume it (or refuse)
     if lock:
-        store.lock = StoreLock(out, part).acquire()
+        store.lock = FolderLock(out, part).acquire()
     return store
 
 
@@ -169,12 +169,12 @@ def _reopen(out: Path, job: Job, overwrite: bool, lock: bool, part: tuple[int, i
     changed = _job_differences(store, job) if store is not None else None
     if changed == []:
         if lock:
-            store.lock = StoreLock(out, part).acquire()
+            store.lock = FolderLock(out, part).acquire()
         return store
     if not overwrite:
         raise StoreError(f"{out} was made by a different job (differs in: {', '.join(changed)}); "
                          f"use another --out, or --overwrite to start it again")
-    with StoreLock(out):  # never delete a store another run is working on
+    with FolderLock(out):  # never delete a store another run is working on
         shutil.rmtree(out)
     return None
 

@@ -154,11 +154,6 @@ def resolve(spec: str | None = None) -> ResolvedTeacher:
     return ResolvedTeacher(str(Path(spec).resolve()))
 
 
-def job_teacher(spec: str) -> str:
-    """How a job records a teacher: ``resolve(spec).spec``."""
-    return resolve(spec).spec
-
-
 def load_teacher(spec: str | None = None) -> Teacher:
     """A teacher by name or path, ready to label.
 
