@@ -12,7 +12,7 @@
 #      truth | teacher | consensus student | CE student; then each of them as the teacher of the labelling chain
 #      (labelgen eval-labels, first 300 test faces), where the hull decides what the face region is for all;
 #   4. LFW Part Labels parsing (background / face / hair): consensus and cross-entropy, scored on the test split;
-#   5. the tables (python scripts/paper_tables.py OUT), as in docs/experiments.md.
+#   5. the tables (python pipelines/paper_tables.py OUT), as in docs/experiments.md.
 #
 # Every step is skipped when its output exists, and a stopped training continues from its last checkpoint, so
 # rerunning the script resumes it. Raising an EPOCHS setting and rerunning continues those runs to the new count.
@@ -153,7 +153,7 @@ first_seed=${seeds%% *}
 # the picture needs both students (a run of the script with LOSSES=ce alone skips it)
 picture=no
 case " $losses " in *" consensus "*) case " $losses " in *" ce "*) picture=yes ;; esac ;; esac
-[ "$picture" = no ] || [ -f "$out/students_vs_teacher.png" ] || python "$here/scripts/paper_picture.py" --labels "$out/synth_test.zarr" \
+[ "$picture" = no ] || [ -f "$out/students_vs_teacher.png" ] || python "$here/pipelines/paper_picture.py" --labels "$out/synth_test.zarr" \
   --model "teacher=$teacher" \
   --model "consensus=$(best "student_consensus_s$first_seed")" \
   --model "CE=$(best "student_ce_s$first_seed")" --out "$out/students_vs_teacher.png"
@@ -184,4 +184,4 @@ for loss in $losses; do
 done
 
 # 5. the tables
-python "$here/scripts/paper_tables.py" "$out"
+python "$here/pipelines/paper_tables.py" "$out"

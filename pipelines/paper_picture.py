@@ -1,6 +1,6 @@
 """Draw the same test faces through several models: image | truth | one class map per model.
 
-Usage: python scripts/paper_picture.py --labels out/paper/synth_test.zarr \
+Usage: python pipelines/paper_picture.py --labels out/paper/synth_test.zarr \
            --model teacher=labelgen/teachers/faceocc-w05-v1.onnx \
            --model consensus=out/paper/runs/student_consensus_s0/checkpoints/best.ckpt \
            --model CE=out/paper/runs/student_ce_s0/checkpoints/best.ckpt --out students_vs_teacher.png

@@ -1,6 +1,6 @@
 """Print the tables of docs/experiments.md from the outputs of pipelines/paper_experiment.sh.
 
-Usage: python scripts/paper_tables.py [OUT=out/paper]
+Usage: python pipelines/paper_tables.py [OUT=out/paper]
 
 Reads ``OUT/eval/*.json`` (svc-eval reports) and each run's ``seconds`` (wall
 time of each invocation of its training) and ``metrics.jsonl`` (the validation
