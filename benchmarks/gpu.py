@@ -1,0 +1,195 @@
+"""What a CUDA machine does with this project, in one run and one JSON file.
+
+Usage: python benchmarks/gpu.py [--out gpu_check.json] [--images 1000] [--train-steps 300]
+(``pipelines/gpu_check.sh`` is the recipe that calls it.)
+
+Four measurements, each on the GPU when one is there:
+
+1. ``labelgen run`` over N photos (LFW Part Labels' images when present, else the
+   embedded sample repeated) with the onnxruntime CUDA provider for the teacher:
+   images/s of the whole job, wall clock.
+2. The shipped teacher alone on random 128 px crops at batch 32 and 128 with the
+   CUDA provider: ms per crop (median over repeats, after a warm-up).
+3. FaceOccNet inference at full width (the paper reports about 300 fps): images/s
+   at batch 1 and 64, float16 autocast, no grad.
+4. ``svc-train`` with AMP for a few hundred steps on the store made in 1: wall
+   clock and training images/s.
+
+Without CUDA it prints one line saying so and exits 0, so the recipe can run
+anywhere; ``--allow-cpu`` runs the same code on the CPU with tiny settings (the
+tests use it to keep this script from rotting between GPU loans).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def cuda_status() -> tuple[bool, str]:
+    """Whether torch and onnxruntime both see a CUDA device, and a line that says what they see."""
+    import onnxruntime
+    import torch
+
+    torch_cuda = torch.cuda.is_available()
+    ort_cuda = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    line = (f"torch sees {'CUDA: ' + torch.cuda.get_device_name(0) if torch_cuda else 'no CUDA device'}; "
+            f"onnxruntime {'has' if ort_cuda else 'lacks'} the CUDA provider"
+            f"{'' if ort_cuda else ' (pip install onnxruntime-gpu)'}")
+    return torch_cuda and ort_cuda, line
+
+
+def tool(name: str) -> str:
+    """A console script of this project beside the running interpreter (no activated venv needed)."""
+    candidate = Path(sys.executable).with_name(name)
+    return str(candidate) if candidate.exists() else name
+
+
+def photo_folder(folder: Path, count: int) -> str:
+    """Fills ``folder`` with ``count`` photos (links to LFW images, else the sample repeated); returns their origin."""
+    from labelgen.eval.lfw_parts import lfw_parts_location
+
+    lfw = lfw_parts_location() / "images"
+    sources = sorted(lfw.glob("*.jpg")) if lfw.is_dir() else []
+    origin = f"LFW Part Labels images ({lfw})"
+    if not sources:
+        from labelgen.sample import sample_jpeg, sample_keys
+
+        origin = "the embedded sample, repeated"
+        sources = []
+        for i, key in enumerate(sample_keys()):
+            sources.append(folder.parent / f"sample_{i:03d}.jpg")
+            sources[-1].write_bytes(sample_jpeg(key))
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (folder / f"{i:06d}{sources[i % len(sources)].suffix}").symlink_to(sources[i % len(sources)].resolve())
+    return origin
+
+
+def measure_labelling(work: Path, images: int, workers: int) -> dict:
+    """Section 1: the whole labelling job; returns images/s and the status counts."""
+    origin = photo_folder(work / "photos", images)
+    store = work / "labels.zarr"
+    command = [tool("labelgen"), "run", "--source", "folder", "--root", str(work / "photos"), "--out", str(store),
+               "--workers", str(workers)]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    from labelgen.store import LabelStore
+
+    counts = LabelStore(store, mode="r").summary()
+    return {"photos": origin, "images": images, "workers": workers, "wall_s": round(wall, 2),
+            "images_per_s": round(images / wall, 2), "status_counts": counts, "command": " ".join(command)}
+
+
+def measure_teacher(device: str, batches: tuple[int, ...], repeats: int) -> dict:
+    """Section 2: ms per crop of the shipped teacher, per batch size."""
+    import onnxruntime
+
+    from labelgen.teachers import resolve
+
+    teacher = resolve()
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+    session = onnxruntime.InferenceSession(str(teacher.file()), providers=providers)
+    name = session.get_inputs()[0].name
+    rng = np.random.default_rng(0)
+    result = {"teacher": teacher.record, "providers": session.get_providers()}
+    for batch in batches:
+        crops = rng.uniform(-1, 1, (batch, 3, 128, 128)).astype(np.float32)
+        session.run(None, {name: crops})  # warm-up: kernel choice, memory pools
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            session.run(None, {name: crops})
+            times.append(time.perf_counter() - start)
+        result[f"ms_per_crop_batch{batch}"] = round(1000 * statistics.median(times) / batch, 4)
+    return result
+
+
+def measure_inference(device: str, width: float, batches: tuple[int, ...], repeats: int) -> dict:
+    """Section 3: FaceOccNet images/s, float16 autocast on CUDA (float32 on a CPU)."""
+    import torch
+
+    from train.models import create_model
+
+    model = create_model("faceoccnet", width=width).to(device).eval()
+    result = {"width": width, "parameters": sum(p.numel() for p in model.parameters())}
+    for batch in batches:
+        x = torch.randn(batch, 3, 128, 128, device=device)
+        with torch.no_grad(), torch.autocast(device, dtype=torch.float16, enabled=device == "cuda"):
+            model(x)
+            times = []
+            for _ in range(repeats):
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                model(x)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - start)
+        result[f"images_per_s_batch{batch}"] = round(batch / statistics.median(times), 1)
+    return result
+
+
+def measure_training(work: Path, device: str, steps: int, batch: int, width: float) -> dict:
+    """Section 4: svc-train with AMP on the labelled store; wall clock and training images/s."""
+    command = [tool("svc-train"), "--labels", str(work / "labels.zarr"), "--out", str(work / "run"), "--amp",
+               "--device", device, "--max-steps", str(steps), "--batch-size", str(batch), "--width", str(width),
+               "--epochs", "1000", "--num-workers", "4" if device == "cuda" else "1", "--no-progress",
+               "--val-fraction", "0.1", "--allow-incomplete"]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    return {"steps": steps, "batch": batch, "width": width, "wall_s": round(wall, 2),
+            "images_per_s_including_start": round(steps * batch / wall, 1), "command": " ".join(command)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("gpu_check.json"), help="The JSON file to write.")
+    parser.add_argument("--images", type=int, default=1000, help="Photos to label in section 1.")
+    parser.add_argument("--workers", type=int, default=4, help="Dask workers of the labelling job.")
+    parser.add_argument("--train-steps", type=int, default=300, help="svc-train steps in section 4.")
+    parser.add_argument("--train-batch", type=int, default=128, help="svc-train batch in section 4.")
+    parser.add_argument("--repeats", type=int, default=20, help="Timed repeats per batch size (medians).")
+    parser.add_argument("--allow-cpu", action="store_true",
+                        help="Without CUDA, run everything on the CPU anyway (to test this script).")
+    args = parser.parse_args(argv)
+
+    has_cuda, line = cuda_status()
+    if not has_cuda and not args.allow_cpu:
+        print(f"gpu_check: nothing measured: {line}.")
+        return 0
+    device = "cuda" if has_cuda else "cpu"
+    report = {"device": line, "host": platform.node(), "python": platform.python_version()}
+    with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
+        work = Path(tmp)
+        report["labelling"] = measure_labelling(work, args.images, args.workers)
+        print(f"gpu_check: labelling {report['labelling']['images_per_s']} images/s", flush=True)
+        report["teacher"] = measure_teacher(device, (32, 128) if has_cuda else (1, 4), args.repeats)
+        print(f"gpu_check: teacher {report['teacher']}", flush=True)
+        report["inference"] = measure_inference(device, 1.0, (1, 64) if has_cuda else (1, 2), args.repeats)
+        print(f"gpu_check: FaceOccNet inference {report['inference']}", flush=True)
+        report["training"] = measure_training(work, device, args.train_steps, args.train_batch, 1.0)
+        print(f"gpu_check: training {report['training']['images_per_s_including_start']} images/s", flush=True)
+        shutil.rmtree(work / "run", ignore_errors=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"gpu_check: wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

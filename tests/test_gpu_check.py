@@ -1,0 +1,44 @@
+"""pipelines/gpu_check.sh: one line and exit 0 without CUDA; the same measurements run on the CPU."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _has_cuda() -> bool:
+    import onnxruntime
+    import torch
+
+    return torch.cuda.is_available() and "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+@pytest.mark.skipif(_has_cuda(), reason="this machine has CUDA: the script measures instead of saying it cannot")
+def test_without_cuda_it_says_so_in_one_line_and_exits_0(tmp_path):
+    out = tmp_path / "gpu.json"
+    result = subprocess.run(["bash", str(REPO / "pipelines/gpu_check.sh"), str(out)], capture_output=True,
+                            text=True, env={**os.environ, "PYTHON": sys.executable}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gpu_check: nothing measured: torch sees no CUDA device")
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_every_measurement_runs_on_the_cpu_and_lands_in_the_json(tmp_path):
+    out = tmp_path / "gpu.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks/gpu.py"), "--allow-cpu", "--images", "4", "--workers", "1",
+                    "--train-steps", "2", "--train-batch", "2", "--repeats", "1", "--out", str(out)],
+                   check=True, capture_output=True, timeout=600)
+    report = json.loads(out.read_text())
+    assert report["labelling"]["images"] == 4 and sum(report["labelling"]["status_counts"].values()) == 4
+    assert report["labelling"]["images_per_s"] > 0
+    assert report["teacher"]["ms_per_crop_batch1"] > 0 and report["teacher"]["ms_per_crop_batch4"] > 0
+    assert report["inference"]["parameters"] > 1_000_000  # full width, not the shipped teacher's 0.5
+    assert report["training"]["steps"] == 2 and report["training"]["wall_s"] > 0
