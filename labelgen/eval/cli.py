@@ -5,7 +5,8 @@ Commands:
   eval-labels  score teachers' pseudo-labels against exact synthetic ground truth
 
 The kit's modules are imported inside the commands, so that the other commands
-do not load them.
+do not load them; only the two small ones whose names the options show (the
+LFW folder's default, the variants) are imported here.
 """
 from __future__ import annotations
 
@@ -14,11 +15,19 @@ from pathlib import Path
 import click
 
 from labelgen.eval.lfw_parts import DEFAULT_ROOT_HELP
+from labelgen.eval.variants import CLEAN, VARIANTS
 from labelgen.teachers import DEFAULT_TEACHER
 
 
 def _families_option(value: str | None) -> tuple[str, ...] | None:
     return None if value is None else tuple(name.strip() for name in value.split(",") if name.strip())
+
+
+def _variant_option(command):
+    """The ``--variant`` option: a photometric variant of every photo (labelgen.eval.variants)."""
+    return click.option("--variant", type=click.Choice([CLEAN, *VARIANTS]), default=CLEAN, show_default=True,
+                        help="Apply this photometric variant (fixed settings, labelgen/eval/variants.py) to every "
+                             "occluded photo first; the exact labels stay as they are.")(command)
 
 
 _FAMILIES_HELP = ("Comma-separated occluder families (objects, polygons, scarves, hands, glasses, props, skin); "
@@ -43,8 +52,9 @@ _FAMILIES_HELP = ("Comma-separated occluder families (objects, polygons, scarves
               help="Write the occluded photos (250 px JPEG, '<stem>#<copy>.jpg') into the folder --out instead of "
                    "a store, without their labels: a corpus for 'labelgen run --source folder'. Resumes: files "
                    "already there are kept.")
+@_variant_option
 def synth(split, copies, out, crop_size, seed, families, max_occluders, limit, shard_size, root, overwrite,
-          photos) -> None:
+          photos, variant) -> None:
     """Write LFW Part Labels faces with pasted occluders and their EXACT labels as a label store.
 
     Same schema as 'labelgen run' (0 background, 1 visible face, >=2 one id
@@ -56,6 +66,7 @@ def synth(split, copies, out, crop_size, seed, families, max_occluders, limit, s
     Examples:
       labelgen synth --split train --copies 4 --out synth_train.zarr
       labelgen synth --split test --out synth_test.zarr --size 128
+      labelgen synth --split test --variant greyscale --out synth_test_greyscale.zarr
       labelgen synth --split train --copies 3 --photos --out occluded_photos/
     """
     import shutil
@@ -68,14 +79,14 @@ def synth(split, copies, out, crop_size, seed, families, max_occluders, limit, s
     if photos:
         try:
             count = write_synthetic_photos(out, split, copies, seed, _families_option(families), max_occluders,
-                                           root, limit)
+                                           root, limit, variant=variant)
         except (FileNotFoundError, ValueError) as error:
             raise click.ClickException(str(error)) from error
         click.echo(f"{out} holds the {count} occluded photos of this split (labels not written)")
         return
     try:
         store = write_synthetic_store(out, split, copies, seed, _families_option(families), max_occluders,
-                                      crop_size, shard_size, root, limit)
+                                      crop_size, shard_size, root, limit, variant=variant)
     except (StoreError, FileNotFoundError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     blobs = store.read("blobs", slice(None))
@@ -100,8 +111,9 @@ def synth(split, copies, out, crop_size, seed, families, max_occluders, limit, s
 @click.option("--grid", "grid_path", type=click.Path(path_type=Path), default=None,
               help="Also write a PNG: for the first --grid-rows faces, the true labels and each teacher's side by side.")
 @click.option("--grid-rows", default=8, show_default=True, help="Faces in the --grid picture.")
+@_variant_option
 def eval_labels(teachers, limit, split, copies, seed, families, max_occluders, crop_size, root, json_path,
-                grid_path, grid_rows) -> None:
+                grid_path, grid_rows, variant) -> None:
     """Score the labelling chain against exact labels of synthetically occluded LFW faces.
 
     Runs the chain with the teachers 'hull' (no occlusions), 'classical' and
@@ -117,6 +129,7 @@ def eval_labels(teachers, limit, split, copies, seed, families, max_occluders, c
     \b
     Example:
       labelgen eval-labels --limit 300 --teacher teacher.onnx --json quality.json --grid quality.png
+      labelgen eval-labels --split val --limit 100 --variant dark --json quality_dark.json
     """
     from labelgen.eval.quality import comparison_grid, evaluate_teachers, format_table, report_json, teacher_list
     from labelgen.overlay import write_picture
@@ -125,12 +138,13 @@ def eval_labels(teachers, limit, split, copies, seed, families, max_occluders, c
     examples = [] if grid_path is not None else None
     try:
         report = evaluate_teachers(names, split, limit, copies, seed, _families_option(families),
-                                   max_occluders, crop_size, root, examples=examples, max_examples=grid_rows)
+                                   max_occluders, crop_size, root, examples=examples, max_examples=grid_rows,
+                                   variant=variant)
     except (FileNotFoundError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     settings = report["settings"]
     click.echo(f"{settings['split']} split, first {limit} faces x {copies}, families {','.join(settings['families'])}, "
-               f"seed {seed}")
+               f"seed {seed}, variant {settings['variant']}")
     click.echo(format_table(report))
     if json_path is not None:
         json_path.write_text(report_json(report))

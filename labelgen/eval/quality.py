@@ -154,7 +154,7 @@ def teacher_list(extra: Iterable[str] = ()) -> list[str]:
 def evaluate_teachers(teachers: Sequence[str], split: str = "test", limit: int | None = 300, copies: int = 1,
                       seed: int = 0, families: Sequence[str] | None = None, max_occluders: int = 2,
                       crop_size: int = 128, root: str | Path | None = None, progress: bool = True,
-                      examples: list | None = None, max_examples: int = 8) -> dict:
+                      examples: list | None = None, max_examples: int = 8, variant: str | None = None) -> dict:
     """Run the chain with each teacher on the synthetic set and score it against the exact labels.
 
     Each synthetic image is made once, and detection, pose and hull run once
@@ -162,6 +162,9 @@ def evaluate_teachers(teachers: Sequence[str], split: str = "test", limit: int |
     the teachers label the same face regions.
 
     Args:
+        variant: A photometric variant (:mod:`labelgen.eval.variants`) applied to
+            each synthetic photo before the chain sees it; the exact labels stay
+            as they are (a variant moves no pixel).
         examples: If a list is given, the first ``max_examples`` images every
             teacher labelled ok are appended to it as ``(key, crop image, true
             crop labels, [label map per teacher])``, for :func:`comparison_grid`.
@@ -177,15 +180,18 @@ def evaluate_teachers(teachers: Sequence[str], split: str = "test", limit: int |
     from labelgen.chain import ChainConfig, LabelChain
     from labelgen.stages.crop import crop_labels
     from labelgen.eval.synth import default_families, synthetic_split
+    from labelgen.eval.variants import CLEAN, apply_variant, check_variant
     from labelgen.teachers import load_teacher
 
     families = tuple(default_families(split) if families is None else families)
+    check_variant(variant)
     statuses = {teacher: Counter() for teacher in teachers}
     counts = {teacher: Counter() for teacher in teachers}
     loaded = [load_teacher(teacher) for teacher in teachers]
     with LabelChain(ChainConfig(crop_size=crop_size, teacher="hull")) as chain:
         pairs = synthetic_split(split, copies, seed, families, max_occluders, root, limit)
         for key, image, gt in tqdm(pairs, desc="eval-labels", unit="img", disable=not progress, file=sys.stderr):
+            image = apply_variant(variant, image)
             results = chain.label_image_by_teachers(image, loaded, key)
             for teacher, result in zip(teachers, results):
                 statuses[teacher][result.status.label] += 1
@@ -195,7 +201,8 @@ def evaluate_teachers(teachers: Sequence[str], split: str = "test", limit: int |
                 truth = crop_labels(gt, results[0].crop)
                 examples.append((key, results[0].image, truth, [result.label for result in results]))
     report = {"settings": {"split": split, "limit": limit, "copies": copies, "seed": seed, "families": list(families),
-                           "max_occluders": max_occluders, "crop_size": crop_size}, "teachers": {}}
+                           "max_occluders": max_occluders, "crop_size": crop_size, "variant": variant or CLEAN},
+              "teachers": {}}
     for teacher in teachers:
         total = sum(statuses[teacher].values())
         report["teachers"][teacher] = {

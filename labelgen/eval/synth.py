@@ -42,6 +42,7 @@ import numpy as np
 from labelgen.eval.lfw_parts import FACE as LFW_FACE
 from labelgen.eval.lfw_parts import SPLITS, default_lfw_parts_root, load_pair, read_split
 from labelgen.eval.occluders import HELDOUT_FAMILIES, TRAIN_FAMILIES, OccluderKind, kinds_of, make_occluder, paste
+from labelgen.eval.variants import apply_variant, check_variant
 from labelgen.stages.components import BACKGROUND, FACE, label_occlusions
 
 BLUR_SIGMAS = (0.0, 0.6, 0.9, 1.3, 1.8)
@@ -250,13 +251,14 @@ def parse_key(key: str) -> tuple[str, int]:
 def write_synthetic_photos(folder: str | Path, split: str, copies: int = 1, seed: int = 0,
                            families: Sequence[str] | None = None, max_occluders: int = 2,
                            root: str | Path | None = None, limit: int | None = None, quality: int = 95,
-                           progress: bool = True) -> int:
+                           progress: bool = True, variant: str | None = None) -> int:
     """Write the occluded photos of a split as JPEG files (native 250 px), without their labels.
 
     This is a corpus for ``labelgen run --source folder``: the pipeline labels
     the photos as it would any web photo, and the exact labels stay unused.
     Files are ``<stem>#<copy>.jpg``; each is written to a temporary name and
     renamed, and a file already there is kept, so a stopped call resumes.
+    ``variant`` (:mod:`labelgen.eval.variants`) is applied to each photo before it is encoded.
 
     Returns:
         How many photos the folder holds for this call's keys.
@@ -267,12 +269,14 @@ def write_synthetic_photos(folder: str | Path, split: str, copies: int = 1, seed
     folder.mkdir(parents=True, exist_ok=True)
     families = tuple(default_families(split) if families is None else families)
     kinds_of(families)  # fail on a typo before anything is written
+    check_variant(variant)
     keys = [(stem, copy) for stem in split_stems(split, root)[:limit] for copy in range(copies)]
     for stem, copy in tqdm(keys, unit="img", desc=f"occluding {split}", disable=not progress):
         path = folder / f"{stem}#{copy}.jpg"
         if path.exists():
             continue
         image, _ = synthetic_pair(split, stem, copy, seed, families, max_occluders, root)
+        image = apply_variant(variant, image)
         ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
         if not ok:
             raise RuntimeError(f"JPEG encoding failed for {stem}#{copy}")
@@ -298,13 +302,15 @@ def to_store_size(image: np.ndarray, label: np.ndarray, size: int) -> tuple[np.n
 def write_synthetic_store(out: str | Path, split: str, copies: int = 1, seed: int = 0,
                           families: Sequence[str] | None = None, max_occluders: int = 2, crop_size: int = 128,
                           shard_size: int = 256, root: str | Path | None = None, limit: int | None = None,
-                          progress: bool = True):
+                          progress: bool = True, variant: str | None = None):
     """Write a synthetic split as a label store (the schema of :mod:`labelgen.store`), usable as training data.
 
     Rows are in a seeded shuffle (``seed``) of ``stem x copy``; every row is
     ``ok``. The "crop" is the whole 250 px image resized, so ``crop_matrix``
     is a plain scale. Identities are LFW's (index of the person's name, as
-    :class:`labelgen.sources.lfw.LFWSource` numbers them).
+    :class:`labelgen.sources.lfw.LFWSource` numbers them). With ``variant``
+    (:mod:`labelgen.eval.variants`) the images are that variant of each 250 px
+    photo, resized after it; the labels are the clean store's (a variant moves no pixel).
 
     Returns:
         The :class:`~labelgen.store.LabelStore`, consolidated.
@@ -318,6 +324,7 @@ def write_synthetic_store(out: str | Path, split: str, copies: int = 1, seed: in
     root = lfw_parts_root(root)
     families = tuple(default_families(split) if families is None else families)
     kinds_of(families)  # fail on a typo before anything is written
+    check_variant(variant)
     identities = {Path(entry.key).stem: entry.identity for entry in LFWSource(root).scan()}
     entries = [ManifestEntry(f"{stem}#{copy}", identities.get(stem, -1), f"images/{stem}.jpg")
                for stem in split_stems(split, root)[:limit] for copy in range(copies)]
@@ -326,7 +333,7 @@ def write_synthetic_store(out: str | Path, split: str, copies: int = 1, seed: in
     store = create_store(out, entries, crop_size=crop_size, shard_size=shard_size, attributes={
         "source": {"name": "lfw_parts", "root": str(root.resolve())},
         "synthetic": {"split": split, "copies": copies, "seed": seed, "families": list(families),
-                      "max_occluders": max_occluders, "limit": limit, "generator":
+                      "max_occluders": max_occluders, "limit": limit, "variant": variant or "clean", "generator":
                       "labelgen.eval.synth.synthetic_pair(split, stem, copy, seed, families, max_occluders)"},
         "manifest_order": f"numpy default_rng({seed}).permutation"})
     bar = tqdm(total=len(entries), unit="img", desc=f"synthesizing {split}", disable=not progress)
@@ -339,8 +346,8 @@ def write_synthetic_store(out: str | Path, split: str, copies: int = 1, seed: in
         blobs = np.zeros(len(shard), np.uint8)
         for row, entry in enumerate(shard):
             stem, copy = parse_key(entry.key)
-            pair = synthetic_pair(split, stem, copy, seed, families, max_occluders, root)
-            images[row], labels[row], blobs[row] = to_store_size(*pair, crop_size)
+            image, label = synthetic_pair(split, stem, copy, seed, families, max_occluders, root)
+            images[row], labels[row], blobs[row] = to_store_size(apply_variant(variant, image), label, crop_size)
             bar.update()
         # cv2.resize maps pixel centres: crop = scale * (x + 0.5) - 0.5.
         matrix = np.array([[scale, 0, 0.5 * scale - 0.5], [0, scale, 0.5 * scale - 0.5]], np.float32)
