@@ -5,6 +5,7 @@ Commands:
   stats     counts per status, blobs per image, occlusion fractions of a store
   show      an overlay grid of a store's labels, as a PNG
   report    one self-contained HTML page about a store: run, statuses, distributions, examples, failures
+  verify    check every chunk of a store against its shards' checksums; --repair makes damaged shards pending
   label     run the chain on single images (no Dask) and write PNGs + JSON
   teachers  the teachers that ship with labelgen, with their headline numbers
 
@@ -291,8 +292,16 @@ def _prepare_locked(out: Path, job, overwrite: bool, part: tuple[int, int] | Non
 
 def _run_prepared(store, out: Path, part: tuple[int, int] | None, prepare_only: bool, workers: int,
                   threads_per_worker: int, scheduler: str | None, serial: bool, wait_notice_s: float) -> None:
-    from labelgen.run import ClusterError, run_job, shards_of_part
+    from labelgen.run import ClusterError, reset_damaged_shards, run_job, shards_of_part
+    from labelgen.store import StoreDamaged
 
+    try:
+        damaged = reset_damaged_shards(store, part).damaged
+    except StoreDamaged as error:
+        raise click.ClickException(str(error)) from None
+    if damaged:
+        click.echo(f"{out}: {len(damaged)} done shard{'s' * (len(damaged) > 1)} damaged "
+                   f"({_describe_damage(damaged)}): relabelling {'them' if len(damaged) > 1 else 'it'}", err=True)
     pending = shards_of_part(store.pending_shards(), part)
     click.echo(f"{out}: {store.count} images in {store.shard_count} shards of {store.shard_size}, "
                f"{len(pending)} to do", err=True)
@@ -336,6 +345,12 @@ def _parse_part(part: str | None) -> tuple[int, int] | None:
     return k, n
 
 
+def _describe_damage(damaged: dict) -> str:
+    from labelgen.store import describe_damage
+
+    return describe_damage(damaged)
+
+
 def _format_counts(counts: dict) -> str:
     return ", ".join(f"{name} {count}" for name, count in sorted(counts.items(), key=lambda kv: -kv[1]))
 
@@ -363,9 +378,12 @@ def stats(store_path: Path) -> None:
     from labelgen.status import Status
 
     store = _open_store(store_path)
+    check = store.skip_damaged()
     status = store.status()
+    damaged = f", {len(check.damaged)} damaged" if check.damaged else ""
     click.echo(f"{store_path}: {store.count} images, crop {store.crop_size} px, "
-               f"{len(store.done_shards())}/{store.shard_count} shards done")
+               f"{len(check.checked) - len(check.damaged)}/{store.shard_count} shards done{damaged}")
+    _echo_integrity(store_path, check)
     _echo_scan_report(store.attrs.get("scan_report"), limit=1000)
     for code, count in zip(*np.unique(status, return_counts=True)):
         click.echo(f"  {Status(int(code)).label:>15} {count:>8}  ({100 * count / store.count:.1f}%)")
@@ -381,6 +399,76 @@ def stats(store_path: Path) -> None:
     sizes = store.stored_bytes()
     click.echo("stored bytes per image: " + ", ".join(
         f"{name} {size / store.count:.0f}" for name, size in sorted(sizes.items(), key=lambda kv: -kv[1])[:4]))
+
+
+def _echo_integrity(store_path: Path, check) -> None:
+    """What the cheap check of the done shards found: damaged shards and how to repair them, shards it cannot check."""
+    if check.damaged:
+        click.echo(f"damaged: {_describe_damage(check.damaged)}; not counted as done, their rows read as 'damaged'; "
+                   f"'labelgen verify {store_path} --repair' and then the 'labelgen run' command that made the store "
+                   f"relabel them")
+    if check.unverifiable:
+        click.echo(f"unverifiable: {len(check.unverifiable)} shards were labelled before labelgen recorded "
+                   f"checksums; they cannot be checked (which is not damage)")
+
+
+@main.command()
+@click.argument("store_path", type=click.Path(path_type=Path))
+@click.option("--repair", is_flag=True,
+              help="Make the damaged shards pending again (status and completion record), so that the next "
+                   "'labelgen run' of the command that made the store relabels exactly those; restore damaged "
+                   "array metadata from the copy the store keeps.")
+def verify(store_path: Path, repair: bool) -> None:
+    """Check every done shard of STORE_PATH against what its completion record says it wrote.
+
+    Every chunk is read and its size and CRC-32C compared with the record:
+    missing, truncated, unreadable or changed chunks, unreadable records and
+    damaged array metadata are found. One line per damaged shard, then a
+    summary; the exit code is 1 when something is damaged and not repaired.
+    Shards labelled before checksums were recorded are read through instead.
+
+    \b
+    Example:
+      labelgen verify labels.zarr --repair && labelgen run --source casia --root DIR --out labels.zarr
+    """
+    from labelgen.run import Job, reset_damaged_shards
+    from labelgen.run_lock import FolderLock, FolderLocked
+    from labelgen.store import LabelStore, StoreDamaged, StoreError, repair_metadata
+
+    lock = None
+    try:
+        if repair:
+            try:
+                LabelStore(store_path, mode="r")  # not a label store at all: said before a lock is taken in it
+            except StoreDamaged:
+                pass  # a label store with damaged metadata: what --repair restores
+            lock = FolderLock(store_path, holder="labelgen verify --repair").acquire()
+            for name in repair_metadata(store_path):
+                click.echo(f"restored the metadata of array '{name}' from the store's consolidated copy")
+        store = LabelStore(store_path, mode="r+" if repair else "r")
+        check = store.check_shards(full=True)
+        for index, problems in check.damaged.items():
+            rows = store.shard_rows(index)
+            click.echo(f"shard {index} (rows {rows.start}-{rows.stop - 1}): damaged: {'; '.join(problems)}")
+        intact = len(check.checked) - len(check.damaged)
+        unverifiable = (f" ({len(check.unverifiable)} labelled before checksums were recorded: read through, which "
+                        f"finds undecodable chunks but not lost ones)") if check.unverifiable else ""
+        click.echo(f"{store_path}: {len(check.checked)} done shards verified: {intact} intact, {len(check.damaged)} "
+                   f"damaged{unverifiable}; {len(store.pending_shards())} of {store.shard_count} pending")
+        if not check.damaged:
+            return
+        if not repair:
+            click.echo(f"'labelgen verify {store_path} --repair' makes the damaged shards pending, and the "
+                       f"'labelgen run' command that made the store then relabels them")
+            sys.exit(1)
+        reset_damaged_shards(store, check=check)
+    except (FolderLocked, StoreDamaged, StoreError) as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        if lock is not None:
+            lock.release()
+    click.echo(f"repaired: {len(check.damaged)} shard{'s are' if len(check.damaged) > 1 else ' is'} pending again; "
+               f"relabel with: {Job.from_fingerprint(store.attrs['job']).command_line(store_path)}")
 
 
 @main.command()

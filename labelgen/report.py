@@ -13,6 +13,10 @@ or opened from a compute node's scratch disk:
   their messages) and the most- and least-occluded faces;
 - every failure with its message (from the shards' completion records).
 
+Shards whose stored chunks are damaged (the cheap check of
+:meth:`~labelgen.store.LabelStore.check_shards`) are never read: the page
+names them, and their rows count as ``damaged``, not as labelled.
+
 Only the first ``max_images`` ``ok`` rows have their label maps read (occluded
 fractions, most/least occluded): the manifest is a seeded shuffle of the source,
 so the first rows are a uniform sample of the corpus and the cost of a report
@@ -42,7 +46,7 @@ from labelgen.overlay import overlay_labels
 from labelgen.stages.crop import CropTransform
 from labelgen.stages.pose import euler_degrees
 from labelgen.status import Status
-from labelgen.store import LabelStore
+from labelgen.store import LabelStore, describe_damage
 
 READ_BATCH = 512  # label maps read at once: 8 MB at 128 px
 THUMBNAIL = 160  # side of an example picture in the page, pixels
@@ -64,6 +68,7 @@ class StoreFacts:
         angles: ``(N, 3)`` yaw, pitch, roll in degrees; NaN without a pose.
         errors: key -> message of every failure the completion records kept.
         shard_seconds: labelling time summed over the completed shards' tasks.
+        damaged: shard -> what is wrong with it, for the done shards whose chunks are damaged (not read).
     """
 
     status: np.ndarray
@@ -75,6 +80,7 @@ class StoreFacts:
     angles: np.ndarray
     errors: dict[str, str] = field(default_factory=dict)
     shard_seconds: float = 0.0
+    damaged: dict[int, list[str]] = field(default_factory=dict)
 
     def name(self, code: int) -> str:
         return self.names.get(int(code), f"code {int(code)}")
@@ -118,7 +124,7 @@ def face_sizes(boxes: np.ndarray) -> np.ndarray:
 def shard_errors(store: LabelStore) -> tuple[dict[str, str], float]:
     """Failure messages by key and labelling seconds, from the completion records."""
     errors, seconds = {}, 0.0
-    for index in sorted(store.done_shards()):
+    for index in sorted(store.done_shards() - store.skipped):  # a damaged shard's record may be unreadable
         record = store.shard_record(index)
         errors.update(record.get("errors", {}))
         seconds += float(record.get("seconds", 0.0))
@@ -126,7 +132,8 @@ def shard_errors(store: LabelStore) -> tuple[dict[str, str], float]:
 
 
 def gather(store: LabelStore, max_images: int = 10_000) -> StoreFacts:
-    """Read what the report needs; label maps only for the first ``max_images`` ``ok`` rows."""
+    """Read what the report needs; label maps only for the first ``max_images`` ``ok`` rows; damaged shards not at all."""
+    damaged = store.skip_damaged().damaged
     status = store.status()
     sampled = np.flatnonzero(status == Status.OK)[:max_images]
     errors, seconds = shard_errors(store)
@@ -134,7 +141,8 @@ def gather(store: LabelStore, max_images: int = 10_000) -> StoreFacts:
     return StoreFacts(status=status, names=status_names(store), sampled=sampled,
                       occluded_fraction=occluded_fractions(store, sampled), blobs=store.read("blobs", everything),
                       face_size=face_sizes(store.read("bbox", everything)),
-                      angles=pose_angles(store.read("pose", everything)), errors=errors, shard_seconds=seconds)
+                      angles=pose_angles(store.read("pose", everything)), errors=errors, shard_seconds=seconds,
+                      damaged=damaged)
 
 
 # -- pictures -----------------------------------------------------------------------------------
@@ -261,7 +269,9 @@ def _summary_section(store: LabelStore, facts: StoreFacts) -> str:
     job = attrs.get("job", {})
     config = attrs.get("config", job.get("config", {}))
     source = attrs.get("source", {})
-    done = len(store.done_shards())
+    done = len(store.done_shards()) - len(facts.damaged)
+    damaged = (f"; {len(facts.damaged)} damaged, not read: {describe_damage(facts.damaged)} ('labelgen verify "
+               f"--repair' and then the same 'labelgen run' relabel them)") if facts.damaged else ""
     sizes = store.stored_bytes()
     total = sum(sizes.values())
     per_image = ", ".join(f"{name} {size / max(store.count, 1):,.0f}"
@@ -273,7 +283,7 @@ def _summary_section(store: LabelStore, facts: StoreFacts) -> str:
                    f"{'  ' + str(source.get('root')) if source.get('root') else ''}"),
         ("teacher", config.get("teacher", "?")),
         ("crop size", f"{store.crop_size} px"),
-        ("shards", f"{done} of {store.shard_count} done ({store.shard_size} images each)"),
+        ("shards", f"{done} of {store.shard_count} done ({store.shard_size} images each){damaged}"),
         ("seed", job.get("seed", "?")),
         ("created", attrs.get("created", "?")),
         ("labelling time", f"{facts.shard_seconds:,.1f} s summed over shard tasks"
@@ -338,7 +348,7 @@ def _examples_section(store: LabelStore, facts: StoreFacts, count: int) -> str:
     parts = []
     codes, counts = np.unique(facts.status, return_counts=True)
     for code, total in sorted(zip(codes, counts), key=lambda item: (item[0] != Status.OK, -item[1])):
-        if code == Status.PENDING:
+        if code in (Status.PENDING, Status.DAMAGED):
             continue
         # Rows are in manifest order, a seeded shuffle: the first ones are a random sample.
         rows = np.flatnonzero(facts.status == code)[:count]
@@ -367,7 +377,7 @@ def _occlusion_section(store: LabelStore, facts: StoreFacts, count: int) -> str:
 
 
 def _failures_section(store: LabelStore, facts: StoreFacts, limit: int) -> str:
-    failed = np.flatnonzero((facts.status != Status.OK) & (facts.status != Status.PENDING))
+    failed = np.flatnonzero(~np.isin(facts.status, [Status.OK, Status.PENDING, Status.DAMAGED]))
     if len(failed) == 0:
         return '<p class="note">no failures</p>'
     shown = failed[:limit]

@@ -20,6 +20,8 @@ class Status(enum.IntEnum):
     UNREADABLE = 8  # the file exists but this process may not read it (permission denied)
     NOT_A_FILE = 9  # the entry is a directory, FIFO, socket or device, not a regular file
     TOO_LARGE = 10  # the header declares more pixels than the decoder accepts (size in the message)
+    WORKER_LOST = 11  # labelled alone, the image killed its worker process again (memory, a native crash)
+    DAMAGED = 254  # never stored: what a reader sees for the rows of a shard whose stored chunks are damaged
     PENDING = 255  # not processed yet (the store's fill value)
 
     @property

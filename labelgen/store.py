@@ -6,7 +6,10 @@ shuffle of the source, so every shard mixes identities). The unit of work is
 a shard of ``shard_size`` consecutive images: exactly one task writes a
 shard's rows of every array, then a completion record
 ``shards/<index>.json``. A shard without its record is (re)done on resume;
-rows are addressed by position, so nothing is ever duplicated.
+rows are addressed by position, so nothing is ever duplicated. The record
+also says what the shard's rows are stored in (chunk keys, sizes, CRC-32C), so
+a lost or damaged chunk is found (:meth:`LabelStore.check_shards`, see
+:mod:`labelgen.integrity`) and its shard relabelled instead of read as data.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
+import labelgen.integrity as integrity
 from labelgen.status import Status
 
 SCHEMA_VERSION = 1
@@ -45,6 +49,10 @@ FLOAT_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.shuffle)
 
 class StoreError(Exception):
     """The path is not a label store this code can use, or it does not match the job."""
+
+
+class StoreDamaged(StoreError):
+    """The store is a label store, but part of it is damaged (metadata, or shards that cannot be relabelled)."""
 
 
 # -- names -----------------------------------------------------------------------------------------
@@ -108,6 +116,9 @@ def array_specs(crop_size: int) -> dict[str, ArraySpec]:
 
 
 STRING_ARRAYS = {"key": "source key of the image", "locator": "where the source reads its bytes"}
+ARRAY_NAMES = (*array_specs(1), *STRING_ARRAYS)  # every array of the schema
+# Written once, from the scan, when the store is created; a shard task writes the others.
+MANIFEST_ARRAYS = ("key", "locator", "identity", "box_hint")
 
 
 class LabelledImage(Protocol):
@@ -281,12 +292,82 @@ def _build(path: Path, entries: Sequence[ManifestEntry], *, crop_size: int, shar
     (path / "shards").mkdir()
 
 
+@dataclass(frozen=True)
+class ShardCheck:
+    """What :meth:`LabelStore.check_shards` found among the done shards (those with a completion record).
+
+    Attributes:
+        checked: the done shards looked at.
+        damaged: shard -> what is wrong with it, one phrase per chunk (``image/c/3/0/0/0 missing``)
+            or its unreadable completion record.
+        unverifiable: done shards whose records describe no chunks (made before labelgen recorded
+            them): nothing to compare with, which is not damage.
+    """
+
+    checked: list[int]
+    damaged: dict[int, list[str]]
+    unverifiable: list[int]
+
+    def manifest_damage(self) -> dict[int, list[str]]:
+        """The damage relabelling cannot undo: chunks of the manifest arrays, written once from the scan."""
+        found = {index: [p for p in problems if p.split("/", 1)[0] in MANIFEST_ARRAYS]
+                 for index, problems in self.damaged.items()}
+        return {index: problems for index, problems in found.items() if problems}
+
+    def describe(self, limit: int = 3) -> str:
+        """The first damaged shards with their first problem (see :func:`describe_damage`)."""
+        return describe_damage(self.damaged, limit)
+
+
+def describe_damage(damaged: dict[int, list[str]], limit: int = 3) -> str:
+    """The first ``limit`` damaged shards with their first problem.
+
+    Example:
+        >>> describe_damage({2: ["status/c/2 missing"], 5: ["image/c/5/0/0/0 missing", "label/c/5/0/0 missing"]})
+        'shard 2 (status/c/2 missing), shard 5 (image/c/5/0/0/0 missing, ...)'
+    """
+    shown = [f"shard {index} ({problems[0]}{', ...' if len(problems) > 1 else ''})"
+             for index, problems in sorted(damaged.items())[:limit]]
+    more = len(damaged) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def repair_metadata(path: str | Path) -> list[str]:
+    """Restore every array's damaged ``zarr.json`` from the group's consolidated copy; return the arrays restored.
+
+    Raises:
+        StoreDamaged: an array's metadata is damaged and the store keeps no copy of it.
+    """
+    store = zarr.open_group(str(path), mode="r+", zarr_format=3).store
+    damaged = integrity.metadata_problems(store, ARRAY_NAMES)
+    lost = [problem for name, problem in damaged.items() if not integrity.restore_metadata(store, name)]
+    if lost:
+        raise StoreDamaged(f"{path} has damaged metadata that it keeps no copy of ({'; '.join(lost)}): "
+                           f"it was never finished and consolidated; label the corpus into a new --out")
+    return sorted(damaged)
+
+
+def _metadata_damage(path: Path, store, damaged: dict[str, str]) -> StoreDamaged:
+    kept = all(integrity.consolidated_copy(store, name) is not None for name in damaged)
+    remedy = (f"'labelgen verify {path} --repair' restores it from the copy the store keeps" if kept else
+              "the store keeps no copy of it (it was never finished): label the corpus into a new --out")
+    return StoreDamaged(f"{path} has damaged metadata: {'; '.join(damaged.values())}; {remedy}")
+
+
 class LabelStore:
     """A label store on disk: shard bookkeeping, writes of whole shards, and reads.
+
+    Reads never touch the shards given to :meth:`skip_shards` (or found damaged by
+    :meth:`skip_damaged`): their rows read as the fill value, and their status as
+    :attr:`~labelgen.status.Status.DAMAGED`.
 
     Args:
         path: the store folder.
         mode: ``"r"`` to read, ``"r+"`` to write shards.
+
+    Raises:
+        StoreError: ``path`` is not a label store of this schema version.
+        StoreDamaged: it is one, but the metadata of an array is damaged.
     """
 
     def __init__(self, path: str | Path, mode: str = "r+"):
@@ -299,17 +380,24 @@ class LabelStore:
                 warnings.simplefilter("ignore")
                 self.group = zarr.open_group(str(self.path), mode=mode, zarr_format=3)
         except Exception as error:
-            raise StoreError(f"{self.path} cannot be opened as a Zarr v3 group: {error}") from error
+            raise StoreError(f"{self.path} cannot be opened as a Zarr v3 group: "
+                             f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from error
         attrs = dict(self.group.attrs)
         if attrs.get("kind") != STORE_KIND:
             raise StoreError(f"{self.path} is a Zarr group but not a label store (kind={attrs.get('kind')!r})")
         if attrs.get("schema_version") != SCHEMA_VERSION:
             raise StoreError(f"{self.path} has schema version {attrs.get('schema_version')}, "
                              f"this code reads version {SCHEMA_VERSION}")
+        # Readers of a consolidated store never look at an array's own metadata; a writer
+        # does. Checked here, so that every command says the same one thing about it.
+        damaged = integrity.metadata_problems(self.group.store, ARRAY_NAMES)
+        if damaged:
+            raise _metadata_damage(self.path, self.group.store, damaged)
         self.attrs = attrs
         self.count: int = attrs["count"]
         self.crop_size: int = attrs["crop_size"]
         self.shard_size: int = attrs["shard_size"]
+        self.skipped: frozenset[int] = frozenset()  # shards whose rows reads do not touch
         self.lock = None  # the run's labelgen.run_lock.FolderLock, when the opener holds it (see labelgen.run.job)
 
     # -- shards -------------------------------------------------------------------------------
@@ -328,6 +416,7 @@ class LabelStore:
         return self.path / "shards" / f"{index:06d}.json"
 
     def done_shards(self) -> set[int]:
+        """Shards with a completion record (:meth:`check_shards` says whether what they wrote is still there)."""
         folder = self.path / "shards"
         return {int(p.stem) for p in folder.glob("*.json")} if folder.is_dir() else set()
 
@@ -336,22 +425,38 @@ class LabelStore:
         return [i for i in range(self.shard_count) if i not in done]
 
     def completeness(self) -> dict:
-        """How far labelling got: shards done and total, rows per status (pending included)."""
-        done = len(self.done_shards())
+        """How far labelling got: intact shards done, damaged ones, the total, rows per status.
+
+        Damaged shards (the cheap check of :meth:`check_shards`) are skipped from
+        then on (:meth:`skip_shards`): their rows count as ``damaged``.
+        """
+        check = self.skip_damaged()
+        done = len(check.checked) - len(check.damaged)
         return {"path": str(self.path.absolute()), "shards_done": done, "shards": self.shard_count,
-                "complete": done == self.shard_count, "counts": self.summary()}
+                "shards_damaged": sorted(check.damaged), "complete": done == self.shard_count,
+                "counts": self.summary()}
 
     def check_complete(self, allow_incomplete: bool = False) -> dict:
-        """:meth:`completeness`, refusing a store with pending shards unless ``allow_incomplete``.
+        """:meth:`completeness`, refusing a store with pending or damaged shards unless ``allow_incomplete``.
 
         A consumer (training, evaluation) would otherwise use whatever part is
-        labelled without a word: a biased sample of the corpus.
+        labelled without a word (a biased sample of the corpus), or read a lost
+        chunk as black images. With ``allow_incomplete`` this store's reads skip
+        the damaged shards.
 
         Raises:
-            StoreError: shards are pending and not ``allow_incomplete``.
+            StoreError: shards are pending or damaged and not ``allow_incomplete``.
         """
         state = self.completeness()
-        if not state["complete"] and not allow_incomplete:
+        if allow_incomplete:
+            return state
+        if state["shards_damaged"]:
+            damaged = state["shards_damaged"]
+            raise StoreError(f"{self.path} has {len(damaged)} damaged shard{'s' * (len(damaged) > 1)}: "
+                             f"{self.check_shards(shards=damaged).describe()}; repair it with 'labelgen verify "
+                             f"{self.path} --repair', then run the 'labelgen run' command that made it again to "
+                             f"relabel them, or pass --allow-incomplete to use the intact shards only")
+        if not state["complete"]:
             raise StoreError(f"{self.path} is incomplete: {state['shards_done']} of {state['shards']} shards "
                              f"labelled ({state['counts'].get(Status.PENDING.label, 0)} images pending); finish "
                              f"it by running the same 'labelgen run' command again, or pass --allow-incomplete "
@@ -361,16 +466,87 @@ class LabelStore:
     def shard_record(self, index: int) -> dict:
         return json.loads(self._record_path(index).read_text())
 
+    def shard_chunk_keys(self, index: int, names: Iterable[str] = ARRAY_NAMES) -> list[str]:
+        """The store keys of the chunks that hold shard ``index``'s rows of the arrays ``names``."""
+        return integrity.chunk_keys(self.group, names, self.shard_rows(index))
+
     def mark_shard_done(self, index: int, record: dict) -> None:
-        """Write the completion record atomically: it exists whole or not at all."""
+        """Write the completion record atomically (it exists whole or not at all), with what the shard's rows are
+        stored in: every array's chunk key, with the size and CRC-32C of its stored bytes."""
+        record = {**record, "chunks": integrity.describe_chunks(self.group.store, self.shard_chunk_keys(index))}
         target = self._record_path(index)
         temporary = target.with_suffix(f".tmp{os.getpid()}")
         temporary.write_text(json.dumps(record, indent=1))
         os.replace(temporary, target)
 
+    def mark_shard_pending(self, index: int) -> None:
+        """Make shard ``index`` pending again, as if it had never been labelled (for a damaged shard).
+
+        The record goes first, so the shard is pending from then on whatever
+        happens next; then the chunks the shard task wrote (the manifest's stay:
+        relabelling reads them).
+        """
+        self._record_path(index).unlink(missing_ok=True)
+        for key in self.shard_chunk_keys(index, [name for name in ARRAY_NAMES if name not in MANIFEST_ARRAYS]):
+            integrity.run(self.group.store.delete(key))
+
+    def check_shards(self, full: bool = False, shards: Iterable[int] | None = None) -> ShardCheck:
+        """Compare what the done shards (or the done ones of ``shards``) recorded with what the store holds.
+
+        Args:
+            full: read every chunk and compare its CRC-32C, and read the rows of
+                shards made before checksums were recorded (``labelgen verify``);
+                otherwise only presence and sizes are checked, no bytes read.
+            shards: the shards to check; all by default.
+        """
+        done = self.done_shards()
+        checked = sorted(done if shards is None else done & set(shards))
+        recorded, damaged, unverifiable = {}, {}, []
+        for index in checked:
+            try:
+                record = self.shard_record(index)
+                recorded[index] = record["chunks"] if "chunks" in record else None
+            except (OSError, ValueError, TypeError) as error:  # unreadable, not JSON, not an object
+                damaged[index] = [f"completion record unreadable ({type(error).__name__}: {error})"]
+                continue
+            if recorded[index] is None:
+                del recorded[index]
+                unverifiable.append(index)
+        damaged.update(integrity.check_many(self.group.store, recorded, full))
+        if full:
+            for index in unverifiable:
+                problems = self._read_through(index)
+                if problems:
+                    damaged[index] = problems
+        return ShardCheck(checked, dict(sorted(damaged.items())), unverifiable)
+
+    def _read_through(self, index: int) -> list[str]:
+        """What fails when shard ``index``'s rows of every array are read (for shards without chunk records)."""
+        rows, problems = self.shard_rows(index), []
+        for name in ARRAY_NAMES:
+            try:
+                values = self.group[name][rows]
+            except Exception as error:  # a codec's or the store's error: the chunk cannot be decoded
+                problems.append(f"{name} rows {rows.start}-{rows.stop} unreadable ({type(error).__name__}: {error})")
+                continue
+            if name == "status" and (values == Status.PENDING).any():
+                problems.append(f"status rows {rows.start}-{rows.stop}: pending in a done shard (status chunk lost)")
+        return problems
+
+    def skip_shards(self, shards: Iterable[int]) -> "LabelStore":
+        """From now on, reads do not touch ``shards``: their rows read as fill values, their status as ``damaged``."""
+        self.skipped = frozenset(int(index) for index in shards)
+        return self
+
+    def skip_damaged(self) -> ShardCheck:
+        """Check the done shards (cheaply, see :meth:`check_shards`) and skip the damaged ones; return the check."""
+        check = self.check_shards()
+        self.skip_shards(check.damaged)
+        return check
+
     def manifest(self, rows: slice) -> list[ManifestEntry]:
-        keys, identities, locators = self.group["key"][rows], self.group["identity"][rows], self.group["locator"][rows]
-        hints = self.group["box_hint"][rows]
+        keys, identities, locators = self.read("key", rows), self.read("identity", rows), self.read("locator", rows)
+        hints = self.read("box_hint", rows)
         return [ManifestEntry(decode_name(str(k)), int(i), decode_name(str(loc)),
                               tuple(map(float, h)) if np.isfinite(h).all() else ())
                 for k, i, loc, h in zip(keys, identities, locators, hints)]
@@ -382,22 +558,32 @@ class LabelStore:
 
     # -- reading ------------------------------------------------------------------------------
     def status(self) -> np.ndarray:
-        return self.group["status"][:]
+        return self.read("status", slice(None))
 
     def ok_indices(self) -> np.ndarray:
         return np.flatnonzero(self.status() == Status.OK)
 
     def read(self, name: str, rows: slice | np.ndarray) -> np.ndarray:
-        return self.group[name][rows] if isinstance(rows, slice) else self.group[name].get_orthogonal_selection(
-            (np.asarray(rows),))
+        """Rows of array ``name``: a slice, or an index array (rows of skipped shards are not read)."""
+        array = self.group[name]
+        if self.skipped:
+            indices = np.arange(self.count)[rows] if isinstance(rows, slice) else np.asarray(rows, np.int64)
+            hidden = np.isin(indices // self.shard_size, np.fromiter(self.skipped, np.int64))
+            if hidden.any():
+                fill = Status.DAMAGED if name == "status" else array.fill_value
+                values = np.full((len(indices), *array.shape[1:]), fill, dtype=array.dtype)
+                if not hidden.all():
+                    values[~hidden] = array.get_orthogonal_selection((indices[~hidden],))
+                return values
+        return array[rows] if isinstance(rows, slice) else array.get_orthogonal_selection((np.asarray(rows),))
 
     def summary(self) -> dict:
-        """Counts per status, over all shards (pending rows included)."""
+        """Counts per status, over all shards (pending rows included; rows of skipped shards as ``damaged``)."""
         codes, counts = np.unique(self.status(), return_counts=True)
         return {Status(int(c)).label: int(n) for c, n in zip(codes, counts)}
 
     def stored_bytes(self, names: Iterable[str] | None = None) -> dict[str, int]:
-        names = list(names) if names else list(array_specs(self.crop_size)) + list(STRING_ARRAYS)
+        names = list(names) if names else list(ARRAY_NAMES)
         sizes = {}
         for name in names:
             folder = self.path / name

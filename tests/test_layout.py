@@ -1,7 +1,8 @@
 """The import rules that keep the layout honest, read from the source with ``ast`` (nothing is imported).
 
 - the stages are pure: they import no store, no run machinery, no evaluation kit;
-- the store holds the schema and imports no algorithm: of labelgen, only the status codes;
+- the store holds the schema and imports no algorithm: of labelgen, only the status codes (and its
+  lock and chunk checks, which import no more);
 - the labelling chain and everything it runs (all of labelgen outside ``labelgen/eval/``) imports
   the evaluation kit only inside functions, where a user asked for it; the CLI registers the
   kit's commands (``labelgen.eval.cli``) and nothing more of it;
@@ -93,11 +94,11 @@ def test_stages_import_no_store_run_or_evaluation_kit():
                                           "labelgen.chain", "labelgen.cli", "train")) == []
 
 
-@pytest.mark.parametrize("module", ["labelgen/store.py", "labelgen/run_lock.py"])
+@pytest.mark.parametrize("module", ["labelgen/store.py", "labelgen/run_lock.py", "labelgen/integrity.py"])
 def test_the_store_imports_no_algorithm(module):
-    """Of labelgen the schema and its lock import only each other and the status codes."""
-    others = [name for name, _ in project_imports(module)[module]
-              if within(name, ("labelgen",)) and not within(name, ("labelgen.status", "labelgen.store"))]
+    """Of labelgen the schema, its lock and its chunk checks import only each other and the status codes."""
+    others = [name for name, _ in project_imports(module)[module] if within(name, ("labelgen",))
+              and not within(name, ("labelgen.status", "labelgen.store", "labelgen.integrity"))]
     assert others == []
 
 

@@ -21,8 +21,9 @@ Example:
     5
 """
 from labelgen.run.distributor import ClusterError, run_job
-from labelgen.run.job import Job, prepare_store, shards_of_part, stored_detector, stored_setting
+from labelgen.run.job import (Job, prepare_store, reset_damaged_shards, shards_of_part, stored_detector,
+                              stored_setting)
 from labelgen.run.signals import Interrupted, signals_stop_the_run
 
-__all__ = ["ClusterError", "Interrupted", "Job", "prepare_store", "run_job", "shards_of_part", "signals_stop_the_run",
-           "stored_detector", "stored_setting"]
+__all__ = ["ClusterError", "Interrupted", "Job", "prepare_store", "reset_damaged_shards", "run_job", "shards_of_part",
+           "signals_stop_the_run", "stored_detector", "stored_setting"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ from labelgen.chain import ChainConfig, as_recorded_before_the_options
 from labelgen.model_files import centerface_path, face_landmarker_path, file_sha256
 from labelgen.run_lock import FolderLock
 from labelgen.sources import Source, open_source
-from labelgen.store import DEFAULT_SHARD_SIZE, LabelStore, ManifestEntry, StoreError, create_store, shuffled_order
+from labelgen.store import (DEFAULT_SHARD_SIZE, LabelStore, ManifestEntry, ShardCheck, StoreDamaged, StoreError,
+                            create_store, describe_damage, shuffled_order)
 from labelgen.teachers import resolve
 
 
@@ -56,6 +58,24 @@ class Job:
     def from_fingerprint(cls, values: dict) -> "Job":
         return cls(values["source"], values["root"], dict(values["source_options"]),
                    ChainConfig.from_dict(values["config"]), values["shard_size"], values["seed"])
+
+    def command_line(self, out: str | Path) -> str:
+        """The ``labelgen run`` command that resumes this job's store at ``out`` (settings a resume keeps are left out).
+
+        Example:
+            >>> Job("folder", "/data/my photos", config=ChainConfig(teacher="hull"), seed=3).command_line("l.zarr")
+            "labelgen run --source folder --root '/data/my photos' --out l.zarr --teacher hull --seed 3"
+        """
+        words = ["labelgen", "run", "--source", self.source]
+        words += ["--root", self.root] if self.root is not None else []
+        for name, value in self.source_options.items():
+            words += ["--source-option", f"{name}={str(value).lower() if isinstance(value, bool) else value}"]
+        words += ["--out", str(out)]
+        default = ChainConfig()
+        words += ["--teacher", self.config.teacher] if self.config.teacher != default.teacher else []
+        words += ["--crop-size", str(self.config.crop_size)] if self.config.crop_size != default.crop_size else []
+        words += ["--seed", str(self.seed)] if self.seed else []
+        return shlex.join(words)
 
 
 def shards_of_part(shards: Iterable[int], part: tuple[int, int] | None) -> list[int]:
@@ -135,6 +155,32 @@ def prepare_store(out: str | Path, job: Job, overwrite: bool = False, progress: 
     return store
 
 
+def reset_damaged_shards(store: LabelStore, part: tuple[int, int] | None = None,
+                         check: ShardCheck | None = None) -> ShardCheck:
+    """Make the damaged done shards of ``part`` pending again, so that the next run relabels them; return the check.
+
+    Args:
+        store: the store, opened for writing, with its run lock held.
+        part: the ``--part`` whose shards to check; all by default.
+        check: what a check already found (``labelgen verify``'s full one); by default the cheap
+            check (chunks present, sizes as recorded) runs here.
+
+    Raises:
+        StoreDamaged: chunks of the manifest (keys, locators, identities, box hints) are damaged: they hold
+            what the scan of the source found, which relabelling cannot restore.
+    """
+    if check is None:
+        check = store.check_shards(shards=shards_of_part(range(store.shard_count), part))
+    lost = check.manifest_damage()
+    if lost:
+        raise StoreDamaged(f"{store.path}: the manifest of {len(lost)} shard{'s' * (len(lost) > 1)} is damaged "
+                           f"({describe_damage(lost)}): it holds what the scan of the "
+                           f"source found, which relabelling cannot restore; label the corpus into a new --out")
+    for index in check.damaged:
+        store.mark_shard_pending(index)
+    return check
+
+
 def _holds_a_store(out: Path) -> bool:
     """Whether ``out`` holds a Zarr store; ``False`` when it is free to create one.
 
@@ -162,6 +208,8 @@ def _reopen(out: Path, job: Job, overwrite: bool, lock: bool, part: tuple[int, i
     """The store at ``out`` if it is ``job``'s (locked when asked); ``None`` once ``overwrite`` deleted it."""
     try:
         store = LabelStore(out)
+    except StoreDamaged:
+        raise  # a label store, damaged: never replaced, whatever the options ('labelgen verify' says what to do)
     except StoreError as error:
         if not overwrite:
             raise StoreError(f"{error}; use another --out, or --overwrite to replace it") from None
