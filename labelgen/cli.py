@@ -97,14 +97,16 @@ def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, d
 
     Writes, per image, the label map as PNG (pixel values are the ids), an
     overlay PNG (original with box, contour points and hull; the crop with
-    the face in green and each occlusion blob in its own colour) and a JSON
+    the face in green and each occlusion blob in its own colour; the label
+    map; a legend of the colours and of "occluded %" beneath) and a JSON
     record (box, pose, contour, timings, status). Bad files get a status in
     their JSON record; the command goes on with the next image.
     """
     from tqdm import tqdm
 
     from labelgen.chain import ChainConfig, LabelChain, LabelResult
-    from labelgen.overlay import caption, label_colours, overlay_labels, overlay_original
+    from labelgen.overlay import (PANEL_LEGEND, PANEL_NOTE, caption, label_colours, occluded_fraction,
+                                  overlay_labels, overlay_original, with_legend)
     from labelgen.sample import sample_jpeg, sample_keys
     from labelgen.stages.decode import decode_image
 
@@ -136,8 +138,10 @@ def label(images: tuple[Path, ...], sample: bool, out_dir: Path, teacher: str, d
             original = overlay_original(decode_image(data, max_pixels), result.box, result.contour)
             panel = np.hstack([original, crop_view, label_colours(cv2.resize(
                 result.label, (256, 256), interpolation=cv2.INTER_NEAREST))])
+            detail = (f"  blobs={result.blobs}  occluded {100 * occluded_fraction(result.label):.0f}%  "
+                      f"pose={result.pose_method}")
             _write_picture(out_dir / f"{stem}.overlay.png",
-                           caption(panel, f"{key}  blobs={result.blobs}  pose={result.pose_method}"))
+                           with_legend(caption(panel, key, detail), PANEL_LEGEND, PANEL_NOTE))
     summary = ", ".join(f"{name}: {count}" for name, count in sorted(counts.items()))
     click.echo(f"labelled {sum(counts.values())} images into {out_dir} ({summary})")
 
@@ -480,8 +484,12 @@ def verify(store_path: Path, repair: bool) -> None:
 @click.option("--occluded", is_flag=True, help="Only images with at least one occlusion blob.")
 @click.option("--columns", default=8, show_default=True)
 def show(store_path: Path, out: Path, count: int, status_name: str, occluded: bool, columns: int) -> None:
-    """Write an overlay grid of STORE_PATH's crops and labels to a PNG."""
-    from labelgen.overlay import caption, grid, overlay_labels
+    """Write an overlay grid of STORE_PATH's crops and labels to a PNG.
+
+    Each crop has its key and occluded % above it; a legend of the colours and
+    of "occluded %" runs beneath the grid.
+    """
+    from labelgen.overlay import GRID_NOTE, caption, crop_legend, grid, occluded_fraction, overlay_labels, with_legend
     from labelgen.status import Status
 
     store = _open_store(store_path)
@@ -501,9 +509,9 @@ def show(store_path: Path, out: Path, count: int, status_name: str, occluded: bo
             click.echo(f"{wanted.label}: {key}")
         return
     images, labels, keys = store.read("image", rows), store.read("label", rows), store.read("key", rows)
-    pictures = [caption(overlay_labels(image, label, display_size=160), str(key))
-                for image, label, key in zip(images, labels, keys)]
-    _write_picture(out, grid(pictures, columns=columns))
+    pictures = [caption(overlay_labels(image, label, display_size=160), str(key),
+                        f" {100 * occluded_fraction(label):.0f}%") for image, label, key in zip(images, labels, keys)]
+    _write_picture(out, with_legend(grid(pictures, columns=columns), crop_legend(contour=False), GRID_NOTE))
     click.echo(f"wrote {out} ({len(rows)} images)")
 
 

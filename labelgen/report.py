@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 
 from labelgen import __version__
-from labelgen.overlay import overlay_labels
+from labelgen.overlay import LEGEND, OCCLUDED_MEANING, LegendEntry, crop_legend, occluded_fraction, overlay_labels
 from labelgen.stages.crop import CropTransform
 from labelgen.stages.pose import euler_degrees
 from labelgen.status import Status
@@ -94,12 +94,10 @@ def status_names(store: LabelStore) -> dict[int, str]:
 
 
 def occluded_fractions(store: LabelStore, rows: np.ndarray) -> np.ndarray:
-    """Occluded fraction of the face region (label >= 2 over label >= 1) of each of ``rows``."""
+    """Occluded fraction of the face region (:func:`labelgen.overlay.occluded_fraction`) of each of ``rows``."""
     fractions = [np.zeros(0)]
     for start in range(0, len(rows), READ_BATCH):
-        labels = store.read("label", rows[start:start + READ_BATCH])
-        face_region = (labels > 0).sum(axis=(1, 2))
-        fractions.append((labels >= 2).sum(axis=(1, 2)) / np.maximum(face_region, 1))
+        fractions.append(occluded_fraction(store.read("label", rows[start:start + READ_BATCH])))
     return np.concatenate(fractions)
 
 
@@ -230,6 +228,14 @@ figure img { width: 160px; height: 160px; display: block; border-radius: 4px; im
 figcaption { font-size: 11px; color: var(--muted); margin-top: 2px; overflow-wrap: anywhere; }
 .note { color: var(--muted); font-size: 12px; }
 ul.failed { margin: 0; padding-left: 18px; }
+ul.legend { list-style: none; margin: 0 0 6px; padding: 0; }
+ul.legend li { margin: 3px 0; }
+.swatch { display: inline-flex; align-items: center; vertical-align: -3px; margin-right: 8px; padding: 1px;
+          background: #3b4250; border-radius: 2px; }
+.swatch i { display: block; width: 14px; height: 14px; }
+.swatch i.many { width: 7px; }
+.swatch i.line { border: 2px solid; }
+.swatch i.dot { width: 8px; height: 8px; margin: 3px; border-radius: 50%; }
 """
 
 
@@ -327,8 +333,26 @@ def _distributions_section(facts: StoreFacts) -> str:
     sampled = (f"; occluded fractions over the first {len(facts.sampled):,} of them (the manifest is shuffled: "
                "a uniform sample)") if len(facts.sampled) < ok.sum() else ""
     note = (f'<p class="note">Histograms over the {ok.sum():,} <code>ok</code> faces of {facts.status.size:,} '
-            f"images{sampled}. Angles are 0 for an upright face looking at the camera.</p>")
+            f"images{sampled}. Angles are 0 for an upright face looking at the camera. "
+            f"{_escape(OCCLUDED_MEANING)}</p>")
     return f'<div class="plots">{images}</div>{note}'
+
+
+def _swatch(entry: LegendEntry) -> str:
+    """``entry``'s colours as a CSS swatch (text, not a picture): a filled square, a square outline or a dot."""
+    css = {"line": ' class="line"', "dot": ' class="dot"'}.get(entry.mark, ' class="many"' if len(entry.colours) > 1
+                                                               else "")
+    prop = "border-color" if entry.mark == "line" else "background"
+    return ('<span class="swatch">' + "".join(f'<i{css} style="{prop}:rgb{tuple(colour)}"></i>'
+                                             for colour in entry.colours) + "</span>")
+
+
+def _legend() -> str:
+    """What the colours of the example crops mean (:data:`labelgen.overlay.LEGEND`) and what occluded % is."""
+    items = "".join(f"<li>{_swatch(LEGEND[key])}<b>{_escape(LEGEND[key].name)}</b>: {_escape(LEGEND[key].meaning)}"
+                    "</li>" for key in crop_legend(contour=True))
+    return (f'<div id="legend"><p class="note">The crops: the aligned face, the label colours tinted over it.</p>'
+            f'<ul class="legend">{items}</ul><p class="note">{_escape(OCCLUDED_MEANING)}</p></div>')
 
 
 def _ok_figures(store: LabelStore, facts: StoreFacts, rows: np.ndarray) -> str:
@@ -355,7 +379,7 @@ def _examples_section(store: LabelStore, facts: StoreFacts, count: int) -> str:
         parts.append(f'<h3 id="status-{_escape(facts.name(code))}">{_escape(facts.name(code))} '
                      f"({total:,}; {len(rows)} shown)</h3>")
         if code == Status.OK:
-            parts.append(_ok_figures(store, facts, rows))
+            parts.append(_legend() + _ok_figures(store, facts, rows))
         else:
             keys = store.read("key", rows)
             items = "".join(f'<li><span class="key">{_escape(key)}</span>: '
@@ -372,7 +396,9 @@ def _occlusion_section(store: LabelStore, facts: StoreFacts, count: int) -> str:
     order = np.argsort(facts.occluded_fraction, kind="stable")
     most = facts.sampled[order[::-1][:count]]
     least = facts.sampled[order[:count]]
-    return (f'<h3 id="most-occluded">Most occluded</h3>{_ok_figures(store, facts, most)}'
+    return (f'<p class="note">Sorted by occluded %. {_escape(OCCLUDED_MEANING)} Colours as in the '
+            f'<a href="#legend">legend</a> above.</p>'
+            f'<h3 id="most-occluded">Most occluded</h3>{_ok_figures(store, facts, most)}'
             f'<h3 id="least-occluded">Least occluded</h3>{_ok_figures(store, facts, least)}')
 
 
