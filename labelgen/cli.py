@@ -381,23 +381,25 @@ def stats(store_path: Path) -> None:
     from labelgen.report import occluded_fractions
     from labelgen.status import Status
 
+    def read():
+        status = store.status()
+        ok = np.flatnonzero(status == Status.OK)
+        return status, ok, store.read("blobs", ok), occluded_fractions(store, ok)
+
     store = _open_store(store_path)
     check = store.skip_damaged()
-    status = store.status()
-    damaged = f", {len(check.damaged)} damaged" if check.damaged else ""
+    status, ok, blobs, fractions = store.read_skipping_damage(read)
+    damaged = f", {len(store.damage)} damaged" if store.damage else ""
     click.echo(f"{store_path}: {store.count} images, crop {store.crop_size} px, "
-               f"{len(check.checked) - len(check.damaged)}/{store.shard_count} shards done{damaged}")
-    _echo_integrity(store_path, check)
+               f"{len(check.checked) - len(store.damage)}/{store.shard_count} shards done{damaged}")
+    _echo_integrity(store_path, store.damage, check.unverifiable)
     _echo_scan_report(store.attrs.get("scan_report"), limit=1000)
     for code, count in zip(*np.unique(status, return_counts=True)):
         click.echo(f"  {Status(int(code)).label:>15} {count:>8}  ({100 * count / store.count:.1f}%)")
-    ok = np.flatnonzero(status == Status.OK)
     if len(ok) == 0:
         return
-    blobs = store.read("blobs", ok)
     click.echo("occlusion blobs per image:")
     click.echo(_histogram(blobs, [0, 1, 2, 3, 4, 256], ["0", "1", "2", "3", ">=4"]))
-    fractions = occluded_fractions(store, ok)
     click.echo("occluded fraction of the face region:")
     click.echo(_histogram(fractions, [0, 1e-9, 0.1, 0.2, 0.4, 1.0001], ["0", "<10%", "10-20%", "20-40%", ">=40%"]))
     sizes = store.stored_bytes()
@@ -405,14 +407,14 @@ def stats(store_path: Path) -> None:
         f"{name} {size / store.count:.0f}" for name, size in sorted(sizes.items(), key=lambda kv: -kv[1])[:4]))
 
 
-def _echo_integrity(store_path: Path, check) -> None:
-    """What the cheap check of the done shards found: damaged shards and how to repair them, shards it cannot check."""
-    if check.damaged:
-        click.echo(f"damaged: {_describe_damage(check.damaged)}; not counted as done, their rows read as 'damaged'; "
+def _echo_integrity(store_path: Path, damaged: dict, unverifiable: list) -> None:
+    """Damaged shards and how to repair them, and shards made before checksums were recorded."""
+    if damaged:
+        click.echo(f"damaged: {_describe_damage(damaged)}; not counted as done, their rows read as 'damaged'; "
                    f"'labelgen verify {store_path} --repair' and then the 'labelgen run' command that made the store "
                    f"relabel them")
-    if check.unverifiable:
-        click.echo(f"unverifiable: {len(check.unverifiable)} shards were labelled before labelgen recorded "
+    if unverifiable:
+        click.echo(f"unverifiable: {len(unverifiable)} shards were labelled before labelgen recorded "
                    f"checksums; they cannot be checked (which is not damage)")
 
 

@@ -130,8 +130,10 @@ def shard_errors(store: LabelStore) -> tuple[dict[str, str], float]:
 
 
 def gather(store: LabelStore, max_images: int = 10_000) -> StoreFacts:
-    """Read what the report needs; label maps only for the first ``max_images`` ``ok`` rows; damaged shards not at all."""
-    damaged = store.skip_damaged().damaged
+    """Read what the report needs; label maps only for the first ``max_images`` ``ok`` rows.
+
+    The shards ``store`` skips (:meth:`~labelgen.store.LabelStore.skip_damaged`) are not read.
+    """
     status = store.status()
     sampled = np.flatnonzero(status == Status.OK)[:max_images]
     errors, seconds = shard_errors(store)
@@ -140,7 +142,7 @@ def gather(store: LabelStore, max_images: int = 10_000) -> StoreFacts:
                       occluded_fraction=occluded_fractions(store, sampled), blobs=store.read("blobs", everything),
                       face_size=face_sizes(store.read("bbox", everything)),
                       angles=pose_angles(store.read("pose", everything)), errors=errors, shard_seconds=seconds,
-                      damaged=damaged)
+                      damaged=dict(sorted(store.damage.items())))
 
 
 # -- pictures -----------------------------------------------------------------------------------
@@ -446,6 +448,12 @@ def write_report(store_path: str | Path, out: str | Path, examples: int = 16, ma
         labelgen.store.StoreError: if ``store_path`` is not a label store.
     """
     store = LabelStore(store_path, mode="r")
-    facts = gather(store, max_images)
-    Path(out).write_text(render_report(store, facts, examples, max_failures), encoding="utf-8")
+    store.skip_damaged()
+
+    def page() -> tuple[StoreFacts, str]:
+        facts = gather(store, max_images)
+        return facts, render_report(store, facts, examples, max_failures)
+
+    facts, text = store.read_skipping_damage(page)
+    Path(out).write_text(text, encoding="utf-8")
     return facts

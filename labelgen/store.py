@@ -23,7 +23,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence, TypeVar
 
 import numpy as np
 import zarr
@@ -32,6 +32,7 @@ from zarr.codecs import BloscCodec, BloscShuffle
 import labelgen.integrity as integrity
 from labelgen.status import Status
 
+T = TypeVar("T")
 SCHEMA_VERSION = 1
 STORE_KIND = "structure-via-consensus/labels"
 CLASS_MEANINGS = {"0": "background (outside the face region)", "1": "visible face",
@@ -52,7 +53,15 @@ class StoreError(Exception):
 
 
 class StoreDamaged(StoreError):
-    """The store is a label store, but part of it is damaged (metadata, or shards that cannot be relabelled)."""
+    """The store is a label store, but part of it is damaged.
+
+    Attributes:
+        damaged: shard -> what is wrong with it, where the damage is in shards (empty for metadata).
+    """
+
+    def __init__(self, message: str, damaged: dict[int, list[str]] | None = None):
+        super().__init__(message)
+        self.damaged = damaged or {}
 
 
 # -- names -----------------------------------------------------------------------------------------
@@ -398,6 +407,7 @@ class LabelStore:
         self.crop_size: int = attrs["crop_size"]
         self.shard_size: int = attrs["shard_size"]
         self.skipped: frozenset[int] = frozenset()  # shards whose rows reads do not touch
+        self.damage: dict[int, list[str]] = {}  # what is wrong with the damaged shards found so far
         self.lock = None  # the run's labelgen.run_lock.FolderLock, when the opener holds it (see labelgen.run.job)
 
     # -- shards -------------------------------------------------------------------------------
@@ -490,7 +500,8 @@ class LabelStore:
         for key in self.shard_chunk_keys(index, [name for name in ARRAY_NAMES if name not in MANIFEST_ARRAYS]):
             integrity.run(self.group.store.delete(key))
 
-    def check_shards(self, full: bool = False, shards: Iterable[int] | None = None) -> ShardCheck:
+    def check_shards(self, full: bool = False, shards: Iterable[int] | None = None,
+                     names: Iterable[str] = ARRAY_NAMES) -> ShardCheck:
         """Compare what the done shards (or the done ones of ``shards``) recorded with what the store holds.
 
         Args:
@@ -498,7 +509,9 @@ class LabelStore:
                 shards made before checksums were recorded (``labelgen verify``);
                 otherwise only presence and sizes are checked, no bytes read.
             shards: the shards to check; all by default.
+            names: the arrays whose chunks to check; all by default.
         """
+        names = tuple(names)
         done = self.done_shards()
         checked = sorted(done if shards is None else done & set(shards))
         recorded, damaged, unverifiable = {}, {}, []
@@ -512,18 +525,20 @@ class LabelStore:
             if recorded[index] is None:
                 del recorded[index]
                 unverifiable.append(index)
+            else:
+                recorded[index] = {key: chunk for key, chunk in recorded[index].items() if key.split("/")[0] in names}
         damaged.update(integrity.check_many(self.group.store, recorded, full))
         if full:
             for index in unverifiable:
-                problems = self._read_through(index)
+                problems = self._read_through(index, names)
                 if problems:
                     damaged[index] = problems
         return ShardCheck(checked, dict(sorted(damaged.items())), unverifiable)
 
-    def _read_through(self, index: int) -> list[str]:
-        """What fails when shard ``index``'s rows of every array are read (for shards without chunk records)."""
+    def _read_through(self, index: int, names: Iterable[str] = ARRAY_NAMES) -> list[str]:
+        """What fails when shard ``index``'s rows of the arrays ``names`` are read (for shards without chunk records)."""
         rows, problems = self.shard_rows(index), []
-        for name in ARRAY_NAMES:
+        for name in names:
             try:
                 values = self.group[name][rows]
             except Exception as error:  # a codec's or the store's error: the chunk cannot be decoded
@@ -539,10 +554,31 @@ class LabelStore:
         return self
 
     def skip_damaged(self) -> ShardCheck:
-        """Check the done shards (cheaply, see :meth:`check_shards`) and skip the damaged ones; return the check."""
+        """Check the done shards (cheaply, see :meth:`check_shards`) and skip the damaged ones; return the check.
+
+        :attr:`damage` says what is wrong with them.
+        """
         check = self.check_shards()
+        self.damage = dict(check.damaged)
         self.skip_shards(check.damaged)
         return check
+
+    def read_skipping_damage(self, read: Callable[[], T]) -> T:
+        """``read()``, again without the shards each failed attempt found damaged, until it goes through.
+
+        For readers that show a store as it is (``stats``, ``report``): damage
+        the cheap check cannot see (changed bytes of the recorded size) is
+        found when a chunk fails to decode; its shard joins :attr:`damage` and
+        is skipped like the others.
+        """
+        while True:
+            try:
+                return read()
+            except StoreDamaged as error:
+                if not error.damaged:
+                    raise
+                self.damage.update(error.damaged)
+                self.skip_shards(self.skipped | error.damaged.keys())
 
     def manifest(self, rows: slice) -> list[ManifestEntry]:
         keys, identities, locators = self.read("key", rows), self.read("identity", rows), self.read("locator", rows)
@@ -564,7 +600,26 @@ class LabelStore:
         return np.flatnonzero(self.status() == Status.OK)
 
     def read(self, name: str, rows: slice | np.ndarray) -> np.ndarray:
-        """Rows of array ``name``: a slice, or an index array (rows of skipped shards are not read)."""
+        """Rows of array ``name``: a slice, or an index array (rows of skipped shards are not read).
+
+        Raises:
+            StoreDamaged: a chunk cannot be decoded, and the full check of the
+                shards read confirms it (damage the cheap check does not see,
+                such as changed bytes of the recorded size); names the shards.
+        """
+        try:
+            return self._read(name, rows)
+        except Exception as error:  # a codec's or the store's error: which shard, if the store is to blame?
+            touched = np.unique((np.arange(self.count)[rows] if isinstance(rows, slice) else np.asarray(rows))
+                                // self.shard_size)
+            damaged = self.check_shards(full=True, shards=set(touched.tolist()) - self.skipped, names=[name]).damaged
+            if not damaged:
+                raise
+            raise StoreDamaged(f"{self.path}: {describe_damage(damaged)}; 'labelgen verify {self.path} --repair', "
+                               f"then the 'labelgen run' command that made the store, relabel "
+                               f"{'them' if len(damaged) > 1 else 'it'}", damaged) from error
+
+    def _read(self, name: str, rows: slice | np.ndarray) -> np.ndarray:
         array = self.group[name]
         if self.skipped:
             indices = np.arange(self.count)[rows] if isinstance(rows, slice) else np.asarray(rows, np.int64)
