@@ -38,11 +38,11 @@ from torch.utils.data import DataLoader, RandomSampler
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from train.data import seeded_generator  # noqa: E402
+from train.datasets.occluded import OccludedLFWTrain  # noqa: E402
+from train.datasets.photometric import DEFAULT_PROBABILITY, DEFAULT_STRENGTH, Photometric  # noqa: E402
+from train.engine.training_data import seeded_generator  # noqa: E402
 from train.losses import create_loss  # noqa: E402
 from train.models import create_model, normalize_image  # noqa: E402
-from train.occluded import OccludedLFWTrain  # noqa: E402
-from train.photometric import DEFAULT_PROBABILITY, DEFAULT_STRENGTH, Photometric  # noqa: E402
 
 BATCH = 32
 

@@ -33,7 +33,8 @@ from torch.utils.data import DataLoader
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from train.data import StoreDataset  # noqa: E402
+from train.datasets.store import StoreDataset  # noqa: E402
+from train.datasets.synthetic import make_synthetic_store, synthetic_sample  # noqa: E402
 from train.losses import (  # noqa: E402
     blob_ids_from_label_map,
     blobs_from_class_maps,
@@ -42,7 +43,6 @@ from train.losses import (  # noqa: E402
     create_loss,
 )
 from train.models import create_model, normalize_image  # noqa: E402
-from train.synthetic import make_synthetic_store, synthetic_sample  # noqa: E402
 
 SIZE = 128
 

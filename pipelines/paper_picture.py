@@ -65,7 +65,7 @@ def main() -> None:
 
     import torch
 
-    from train.inference import Segmenter
+    from train.evaluation.inference import Segmenter
     from train.losses import class_map_from_label_map
 
     store = LabelStore(args.labels, mode="r")

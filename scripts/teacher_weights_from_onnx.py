@@ -2,7 +2,7 @@
 
 The checkpoints behind ``faceocc-w05-v1`` were never committed, but its ONNX file
 holds every weight: the convolutions as they are, and each BatchNorm folded by
-``train.export`` into a per-channel ``x * scale + shift``. Inference only needs
+``train.evaluation.export`` into a per-channel ``x * scale + shift``. Inference only needs
 ``scale`` and ``shift``; training needs the BatchNorm's own parameters, because in
 training mode it normalises with the batch's statistics before applying its
 weight and bias. Any ``(mean, var)`` gives back the same folded layer with
@@ -42,8 +42,8 @@ from onnx import numpy_helper
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from train.checkpoint import save_checkpoint  # noqa: E402
+from train.datasets.occluded import OccludedLFWTrain, SyntheticLFWEval  # noqa: E402
 from train.models import FlipAveraged, create_model, normalize_image  # noqa: E402
-from train.occluded import OccludedLFWTrain, SyntheticLFWEval  # noqa: E402
 
 PREFIX = "model."  # svc-export --flip-average wraps the network in FlipAveraged, whose attribute is `model`
 

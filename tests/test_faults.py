@@ -553,7 +553,7 @@ def test_the_default_shard_size_fits_the_corpus_and_the_cluster_and_resume_keeps
 def test_training_and_evaluation_refuse_a_partial_store_unless_allowed(tmp_path):
     from train.cli import eval_main
     from train.cli import main as train_main
-    from train.synthetic import make_synthetic_store
+    from train.datasets.synthetic import make_synthetic_store
 
     store = tmp_path / "labels.zarr"
     make_synthetic_store(store, count=128, size=32, shard_size=32, bad_rows=[3])

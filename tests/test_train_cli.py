@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from train.cli import eval_main, export_main, main, predict_main
-from train.synthetic import make_synthetic_lfw, make_synthetic_store
+from train.datasets.synthetic import make_synthetic_lfw, make_synthetic_store
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

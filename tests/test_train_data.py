@@ -1,4 +1,4 @@
-"""Tests for train.data: the streaming store reader and the LFW blob dataset."""
+"""Tests for train.datasets.store (the streaming store reader) and the LFW blob dataset (train.datasets.lfw_parts)."""
 
 import pickle
 from collections import Counter
@@ -9,16 +9,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from labelgen.store import CHUNK_IMAGES, LabelStore
-from train.data import (
-    LFWPartsTrain,
-    StoreDataset,
-    StoreInfo,
-    collate_blobs,
-    collate_class_maps,
-    split_store,
-)
+from train.datasets.lfw_parts import LFWPartsTrain, collate_blobs
+from train.datasets.store import StoreDataset, StoreInfo, collate_class_maps, split_store
+from train.datasets.synthetic import make_synthetic_lfw, make_synthetic_store
 from train.losses import class_map_from_blobs
-from train.synthetic import make_synthetic_lfw, make_synthetic_store
 
 COUNT, SIZE = 150, 32  # chunks of 64, 64 and 22 rows
 BAD = [0, 5, 64, 65, 66, 100, 149]

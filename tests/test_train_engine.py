@@ -1,4 +1,4 @@
-"""Tests for train.engine: a tiny run's outputs, exact resume, RNG checkpointing and DDP."""
+"""Tests for train.engine (the trainer): a tiny run's outputs, exact resume, RNG checkpointing and DDP."""
 
 import json
 import os
@@ -12,9 +12,11 @@ import pytest
 import torch
 
 from train.checkpoint import load_checkpoint, model_from_checkpoint, rng_state, set_rng_state
-from train.engine import TrainConfig, select_device, train
-from train.logs import read_metrics
-from train.synthetic import make_synthetic_lfw, make_synthetic_store
+from train.config import TrainConfig
+from train.datasets.synthetic import make_synthetic_lfw, make_synthetic_store
+from train.distributed import select_device
+from train.engine.logs import read_metrics
+from train.engine.trainer import train
 
 TINY = dict(width=0.125, batch_size=8, num_workers=0, val_fraction=0.25, log_every=5, progress=False)
 STEPS_PER_EPOCH, VAL_IMAGES = 23, 63
@@ -143,7 +145,8 @@ def test_ddp_two_processes_on_cpu_gloo(store, tmp_path):
 
 
 def test_mixed_precision_on_cpu_uses_bfloat16_without_loss_scaling(store, tmp_path):
-    from train.engine import Trainer, autocast_dtype
+    from train.distributed import autocast_dtype
+    from train.engine.trainer import Trainer
 
     assert autocast_dtype(torch.device("cpu")) == torch.bfloat16
     assert autocast_dtype(torch.device("cuda", 0)) == torch.float16
@@ -161,7 +164,7 @@ def test_mixed_precision_on_cpu_uses_bfloat16_without_loss_scaling(store, tmp_pa
 
 
 def test_init_weights_starts_from_a_checkpoint_with_a_fresh_optimiser(store, tmp_path):
-    from train.engine import Trainer
+    from train.engine.trainer import Trainer
 
     first = tmp_path / "first"
     train(TrainConfig(out=str(first), labels=str(store), epochs=1, max_steps=3, **TINY))

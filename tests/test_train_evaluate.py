@@ -1,13 +1,13 @@
-"""Tests for train.evaluate: hand-made scores, the all-background baseline and the table."""
+"""Tests for train.evaluation.evaluate: hand-made scores, the all-background baseline and the table."""
 
 import numpy as np
 import pytest
 import torch
 
-from train.evaluate import PUBLISHED_128, SegmentationScores, evaluate, format_table
-from train.lfw_parts import load_pair, read_split
-from train.metrics import component_count
-from train.synthetic import make_synthetic_lfw
+from train.datasets.lfw_parts import load_pair, read_split
+from train.datasets.synthetic import make_synthetic_lfw
+from train.evaluation.evaluate import PUBLISHED_128, SegmentationScores, evaluate, format_table
+from train.evaluation.metrics import component_count
 
 
 def test_hand_made_scores():
@@ -78,9 +78,9 @@ def test_a_good_predictor_beats_the_baseline_and_the_table_prints(lfw):
 
 def test_evaluate_store_scores_exact_labels(tmp_path):
     from labelgen.store import LabelStore
-    from train.evaluate import evaluate_store, format_store_table
+    from train.evaluation.evaluate import evaluate_store, format_store_table
     from train.losses import class_map_from_label_map
-    from train.synthetic import make_synthetic_store
+    from train.datasets.synthetic import make_synthetic_store
 
     path = tmp_path / "exact.zarr"
     make_synthetic_store(path, count=20, size=32, bad_rows=[3])
@@ -108,9 +108,9 @@ def test_evaluate_store_scores_exact_labels(tmp_path):
 
 def test_face_region_scores_leave_true_background_out(tmp_path):
     from labelgen.store import LabelStore
-    from train.evaluate import evaluate_store
+    from train.evaluation.evaluate import evaluate_store
     from train.losses import class_map_from_label_map
-    from train.synthetic import make_synthetic_store
+    from train.datasets.synthetic import make_synthetic_store
 
     path = tmp_path / "exact.zarr"
     make_synthetic_store(path, count=10, size=24)
@@ -130,7 +130,7 @@ def test_face_region_scores_leave_true_background_out(tmp_path):
 
 @pytest.mark.parametrize("count, batch_size", [(1, 4), (5, 3), (40, 7)])
 def test_worst_images_are_the_most_wrong_whatever_the_batching(count, batch_size):
-    from train.evaluate import WorstImages
+    from train.evaluation.evaluate import WorstImages
 
     rng = np.random.default_rng(count)
     truth = rng.integers(0, 3, (30, 6, 6))
@@ -153,9 +153,9 @@ def test_worst_images_are_the_most_wrong_whatever_the_batching(count, batch_size
 
 def test_evaluate_store_collects_the_worst_images(tmp_path):
     from labelgen.store import LabelStore
-    from train.evaluate import WorstImages, evaluate_store
+    from train.evaluation.evaluate import WorstImages, evaluate_store
     from train.losses import class_map_from_label_map
-    from train.synthetic import make_synthetic_store
+    from train.datasets.synthetic import make_synthetic_store
 
     path = tmp_path / "exact.zarr"
     make_synthetic_store(path, count=12, size=16, bad_rows=[2])

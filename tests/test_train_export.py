@@ -1,4 +1,4 @@
-"""Tests for train.export: TorchScript and ONNX copies match PyTorch and work as labelgen teachers."""
+"""Tests for train.evaluation.export: TorchScript and ONNX copies match PyTorch and work as labelgen teachers."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import torch.nn as nn
 
 from labelgen.stages.teacher import ModelTeacher, to_network_input
 from labelgen.teachers import load_teacher
-from train.export import ChannelAffine, export_model, unfuse_batchnorm, verify_exports
+from train.evaluation.export import ChannelAffine, export_model, unfuse_batchnorm, verify_exports
 from train.models import create_model
 
 

@@ -17,8 +17,8 @@ import time
 import pytest
 import torch
 
-from train.logs import read_metrics
-from train.synthetic import make_synthetic_store
+from train.datasets.synthetic import make_synthetic_store
+from train.engine.logs import read_metrics
 
 ARGS = ["--width", "0.125", "--batch-size", "8", "--num-workers", "1", "--val-fraction", "0.1", "--log-every", "1",
         "--no-progress", "--seed", "3"]

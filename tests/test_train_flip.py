@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from train.export import export_model
-from train.inference import Segmenter
+from train.evaluation.export import export_model
+from train.evaluation.inference import Segmenter
 from train.models import FlipAveraged, create_model, flip_averaged_logits
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

@@ -1,4 +1,4 @@
-"""Tests for train.lfw_parts on the real LFW Part Labels copy ($SVC_LFW_PARTS or ../shared)."""
+"""Tests for train.datasets.lfw_parts on the real LFW Part Labels copy ($SVC_LFW_PARTS or ../shared)."""
 
 import cv2
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from train.lfw_parts import LFWParts, default_lfw_parts_root, load_pair, read_split
-from train.metrics import resize_nearest
+from train.datasets.lfw_parts import LFWParts, default_lfw_parts_root, load_pair, read_split
+from train.evaluation.metrics import resize_nearest
 
 
 @pytest.fixture(scope="module")

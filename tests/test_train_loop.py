@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from labelgen.cli import main as labelgen_main
 from labelgen.store import LabelStore
-from train.loop import LoopConfig, format_history, quality_score, run_loop
+from train.workflows.student_teacher import LoopConfig, format_history, quality_score, run_loop
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -55,7 +55,8 @@ def test_student_as_teacher_loop_runs_end_to_end_and_resumes(tmp_path, lfw_root)
     from labelgen.eval.synth import write_synthetic_store
 
     write_synthetic_store(exact, split="train", limit=4)
-    from train.engine import TrainConfig, train
+    from train.config import TrainConfig
+    from train.engine.trainer import train
 
     start = tmp_path / "start"  # a supervised checkpoint the first student fine-tunes
     train(TrainConfig(out=str(start), labels=str(exact), val_labels=str(exact), width=0.125, batch_size=4,
@@ -89,7 +90,7 @@ def test_student_as_teacher_loop_runs_end_to_end_and_resumes(tmp_path, lfw_root)
 
 
 def test_loop_stops_when_quality_stops_rising(tmp_path, monkeypatch):
-    import train.loop as loop
+    import train.workflows.student_teacher as loop
 
     scores = iter([0.5, 0.6, 0.59])
     monkeypatch.setattr(loop, "measure_teacher", lambda teacher, config: {"face_iou": next(scores), "occ_iou": 0.0})

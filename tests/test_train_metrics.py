@@ -1,4 +1,4 @@
-"""Tests for train.metrics: dataset confusion matrix, sparsity error, resizing."""
+"""Tests for train.evaluation.metrics: dataset confusion matrix, sparsity error, resizing."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import skimage.measure
 import torch
 import torch.nn.functional as F
 
-from train.metrics import ConfusionMatrix, SparsityMeter, component_count, resize_nearest, sparsity_error
+from train.evaluation.metrics import ConfusionMatrix, SparsityMeter, component_count, resize_nearest, sparsity_error
 
 
 def test_confusion_matrix_hand_computed():

@@ -1,4 +1,4 @@
-"""On-the-fly occlusion for teacher training (train.occluded) and its wiring into svc-train."""
+"""On-the-fly occlusion for teacher training (train.datasets.occluded) and its wiring into svc-train."""
 from __future__ import annotations
 
 import json
@@ -12,10 +12,11 @@ from click.testing import CliRunner
 from labelgen.eval.lfw_parts import load_pair
 from labelgen.eval.synth import split_stems, write_synthetic_store
 from train.cli import main as svc_train
-from train.engine import TrainConfig, train
-from train.logs import read_metrics
-from train.occluded import OccludedLFWTrain, SyntheticLFWEval
-from train.synthetic import make_synthetic_lfw
+from train.config import TrainConfig
+from train.datasets.occluded import OccludedLFWTrain, SyntheticLFWEval
+from train.datasets.synthetic import make_synthetic_lfw
+from train.engine.logs import read_metrics
+from train.engine.trainer import train
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -114,7 +115,8 @@ def test_occlude_validates_on_a_store_when_given(lfw_root, tmp_path):
 
 def test_occluder_families_reach_the_training_set(tmp_path):
     from labelgen.eval.occluders import TRAIN_FAMILIES
-    from train.engine import TrainingData, init_distributed
+    from train.distributed import init_distributed
+    from train.engine.training_data import TrainingData
 
     root = make_synthetic_lfw(tmp_path / "lfw", {"train": 4, "val": 2}, size=64)
     base = dict(out=str(tmp_path / "run"), lfw_parts=True, occlude=True, lfw_root=str(root), image_size=32,
@@ -144,7 +146,8 @@ def test_occlude_needs_lfw_parts(tmp_path):
 
 @pytest.mark.parametrize("occlude", [True, False])
 def test_lfw_split_train_plus_val_trains_on_both_splits(tmp_path, occlude):
-    from train.engine import TrainingData, init_distributed
+    from train.distributed import init_distributed
+    from train.engine.training_data import TrainingData
 
     root = make_synthetic_lfw(tmp_path / "lfw", {"train": 4, "val": 3}, size=64)
     base = dict(out=str(tmp_path / "run"), lfw_parts=True, occlude=occlude, lfw_root=str(root), image_size=32,

@@ -1,4 +1,4 @@
-"""Tests for train.photometric and its svc-train options: seeded, each kind acts, labels and dtype kept."""
+"""Tests for train.datasets.photometric and its svc-train options: seeded, each kind acts, labels and dtype kept."""
 
 import json
 
@@ -8,9 +8,11 @@ import torch
 from click.testing import CliRunner
 
 from train.cli import main as svc_train
-from train.engine import TrainConfig, TrainingData, init_distributed, resolve_photometric
-from train.photometric import DEFAULT_PROBABILITY, DEFAULT_STRENGTH, KINDS, Photometric
-from train.synthetic import make_synthetic_lfw
+from train.config import TrainConfig, resolve_photometric
+from train.datasets.photometric import DEFAULT_PROBABILITY, DEFAULT_STRENGTH, KINDS, Photometric
+from train.datasets.synthetic import make_synthetic_lfw
+from train.distributed import init_distributed
+from train.engine.training_data import TrainingData
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

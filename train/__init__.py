@@ -1,16 +1,14 @@
-"""Training side of structure-via-consensus: models, losses, metrics, data.
+"""Training side of structure-via-consensus: FaceOccNet, its losses and data, training and evaluation.
 
-Subpackages:
+Modules and subpackages:
+    train.config: the settings of a training run (saved in its checkpoints and config.json).
+    train.distributed: the device, and the process's place in a torchrun (DDP) job.
+    train.checkpoint: weights-only checkpoints, written by the engine and read by evaluation and export.
     train.models: FaceOccNet and a small name -> constructor registry.
-    train.losses: the structure-via-consensus loss and a cross-entropy baseline.
-    train.metrics: confusion-matrix metrics and the component-count sparsity error.
-    train.lfw_parts: reader for the LFW Part Labels evaluation set.
-    train.data: streaming store reader and LFW blob datasets for training.
-    train.engine: the training loop (single process or torchrun DDP).
-    train.checkpoint, train.logs: weights-only checkpoints; metrics JSONL and plot.
-    train.evaluate: LFW Part Labels scores beside the published reference.
-    train.export: TorchScript / ONNX export usable as labelgen teachers.
-    train.inference, train.predict: load any model form; segment photos and videos.
-    train.synthetic: tiny synthetic stores and LFW-like folders for tests.
-    train.cli: svc-train, svc-eval, svc-export, svc-predict.
+    train.losses: the structure-via-consensus loss and cross-entropy baselines.
+    train.datasets: the label store, LFW Part Labels (plain and occluded), augmentation, synthetic test data.
+    train.engine: the trainer (single process or torchrun DDP), its data, validation, logs and stopping.
+    train.evaluation: metrics, LFW Part Labels / store scores, inference, prediction, export.
+    train.workflows: student as teacher (label, train, export, relabel).
+    train.cli: svc-train, svc-eval, svc-export, svc-predict, svc-loop.
 """

@@ -118,8 +118,9 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out
     """
     from labelgen.run_lock import FolderLocked
     from labelgen.store import StoreError
-    from train.engine import TrainConfig, train
-    from train.stopping import TrainingInterrupted
+    from train.config import TrainConfig
+    from train.engine.stopping import TrainingInterrupted
+    from train.engine.trainer import train
 
     if bool(labels) == lfw_parts:
         raise click.UsageError("give exactly one of --labels STORE or --lfw-parts")
@@ -190,11 +191,11 @@ def eval_main(model, lfw_root, split, size, batch_size, num_workers, max_images,
     """
     from labelgen.overlay import write_picture
     from labelgen.store import LabelStore, StoreError
-    from train.engine import select_device
-    from train.evaluate import (FACE_VS_REST, STORE_CLASSES, WorstImages, classes_to_compare, evaluate, evaluate_store,
-                                format_store_table, format_table)
-    from train.lfw_parts import CLASS_NAMES
-    from train.inference import Segmenter
+    from train.datasets.lfw_parts import CLASS_NAMES
+    from train.distributed import select_device
+    from train.evaluation.evaluate import (FACE_VS_REST, STORE_CLASSES, WorstImages, classes_to_compare, evaluate,
+                                           evaluate_store, format_store_table, format_table)
+    from train.evaluation.inference import Segmenter
 
     if worst_grid is not None and store_path is None:
         raise click.UsageError("--worst-grid needs --labels STORE (a store with exact labels)")
@@ -256,7 +257,7 @@ def export_main(checkpoint, out_dir, name, size, fmt, check, flip_average) -> No
     -> logits), so 'labelgen label --teacher out/model.onnx' can use them.
     """
     from train.checkpoint import model_from_checkpoint
-    from train.export import export_model
+    from train.evaluation.export import export_model
     from train.models import FlipAveraged
 
     formats = ("torchscript", "onnx") if fmt == "both" else (fmt,)
@@ -290,7 +291,7 @@ def predict_main(inputs, model, out_dir, size, device, max_frames) -> None:
     background, 1 face, 2 occlusion/hair) and <stem>.overlay.png per image; for a
     video, <stem>/frame_NNNNNN.mask.png per frame and <stem>.overlay.mp4.
     """
-    from train.predict import predict_paths
+    from train.evaluation.predict import predict_paths
 
     try:
         records = predict_paths(list(inputs), model, out_dir, size, device, max_frames)
@@ -340,8 +341,8 @@ def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size
     """
     from labelgen.teachers import DEFAULT_TEACHER, resolve
     from labelgen.run_lock import FolderLocked
-    from train.loop import LoopConfig, run_loop
-    from train.stopping import TrainingInterrupted
+    from train.engine.stopping import TrainingInterrupted
+    from train.workflows.student_teacher import LoopConfig, run_loop
 
     config = LoopConfig(source=source_name, root=str(root.resolve()) if root else None, out=str(out),
                         teacher=resolve(teacher or DEFAULT_TEACHER).spec,

@@ -6,7 +6,7 @@ variable ``SVC_LFW_PARTS`` if it is set, else at
 (250x250 RGB), ``labels/<stem>.png`` (uint8, 0 background, 1 face including the
 neck, 2 hair) and ``splits/{train,val,test}.txt`` (one stem per line, official
 order). Plain numpy: ``labelgen`` uses it without torch, and
-``train.lfw_parts`` builds its torch datasets on it.
+``train.datasets.lfw_parts`` builds its torch datasets on it.
 """
 from __future__ import annotations
 

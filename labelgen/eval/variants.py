@@ -19,7 +19,7 @@ bright         over-exposed by :data:`BRIGHT_STOPS` stops in linear light (highl
 
 These settings are the evaluation's own and are written down here on purpose:
 they do not go through the training augmentation's code
-(:mod:`train.photometric`), so a mistake in one cannot hide in the other.
+(:mod:`train.datasets.photometric`), so a mistake in one cannot hide in the other.
 Exposure and casts act in linear light (the sRGB curve undone, scaled, redone),
 as a camera's exposure and white balance do.
 

@@ -1,4 +1,4 @@
-"""Training data: a streaming reader of the pseudo-label store, and LFW Part Labels.
+"""The pseudo-label store as training data: a streaming reader and a train / validation split.
 
 The store can hold millions of crops, so :class:`StoreDataset` never indexes
 single rows: it reads whole ``CHUNK_IMAGES``-row chunks (one decompression per
@@ -14,10 +14,6 @@ number of processes, and memory is ``buffer_size`` samples plus one chunk,
 independent of the store size. Only the path and a small per-chunk table live in
 the object; the Zarr handle is opened on first use inside each worker, so the
 dataset pickles cleanly for ``spawn`` workers.
-
-LFW Part Labels (bg / face / hair) is the supervised alternative: its blobs are
-the connected components of each class (:func:`train.losses.blobs_from_class_map`),
-computed in the workers and padded into a batch table by :func:`collate_blobs`.
 """
 
 from __future__ import annotations
@@ -31,22 +27,15 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset, get_worker_info
 
 from labelgen.status import Status
 from labelgen.store import CHUNK_IMAGES, LabelStore
-from train.losses import blobs_from_class_map, class_map_from_label_map
-from train.lfw_parts import LFWParts
+from train.distributed import distributed_rank_world
+from train.losses import class_map_from_label_map
 from train.models import image_to_tensor
 
 DEFAULT_BUFFER = 1024
-
-
-def distributed_rank_world() -> tuple[int, int]:
-    """(rank, world size) of the default process group, or (0, 1) without one."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 def chunk_ok_counts(store: LabelStore, chunk_rows: int = CHUNK_IMAGES) -> np.ndarray:
@@ -331,85 +320,3 @@ def collate_class_maps(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tu
     images = torch.stack([item[0] for item in batch])
     labels = torch.stack([item[1] for item in batch])
     return images, class_map_from_label_map(labels)
-
-
-class LFWPartsTrain(Dataset):
-    """LFW Part Labels as blob-labelled training data.
-
-    Items are ``(image, blob_ids, blob_class)``: uint8 3 x S x S image, int64 S x S
-    per-image blob ids (connected components of each class, 8-connected) and the
-    int64 class of each blob. Flips use a generator seeded by ``(seed, epoch,
-    index)``, so the augmentation is reproducible with any number of workers.
-
-    Args:
-        root: Dataset folder; ``None`` for the default location.
-        split: Split to read (``"train"`` for training).
-        size: Side S of the network input.
-        hflip: Random horizontal flips.
-        seed: Base seed of the flips.
-        cache: Decode and resize the whole split once, here, into two uint8 arrays
-            (1,500 pairs at 128 px: about 100 MB). Workers are forked per epoch, so a
-            cache filled lazily inside them would be thrown away every epoch.
-    """
-
-    def __init__(self, root=None, split: str = "train", size: int = 128, hflip: bool = True, seed: int = 0,
-                 cache: bool = False):
-        self.base = LFWParts(root, split=split, size=size, hflip=False)
-        self.hflip = hflip
-        self.seed = seed
-        self.epoch = 0
-        self.images: np.ndarray | None = None
-        self.labels: np.ndarray | None = None
-        if cache:
-            pairs = [self.base[i][:2] for i in range(len(self.base))]
-            self.images = np.stack([p[0].numpy() for p in pairs])
-            self.labels = np.stack([p[1].numpy().astype(np.uint8) for p in pairs])
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if self.images is not None:
-            image, label = torch.from_numpy(self.images[index]), torch.from_numpy(self.labels[index]).long()
-        else:
-            image, label, _ = self.base[index]
-        if self.hflip:
-            rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, index, 0xF1]))
-            if rng.random() < 0.5:
-                image, label = image.flip(-1), label.flip(-1)
-        blob_ids, blob_class = blobs_from_class_map(label.numpy())
-        return image.contiguous(), torch.from_numpy(blob_ids), torch.from_numpy(blob_class)
-
-
-def collate_blobs(batch: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
-    """Stacks :class:`LFWPartsTrain` items; blob class tables are padded with -1 to N x B."""
-    images = torch.stack([item[0] for item in batch])
-    blob_ids = torch.stack([item[1] for item in batch])
-    width = max(1, max(len(item[2]) for item in batch))
-    table = torch.full((len(batch), width), -1, dtype=torch.long)
-    for row, item in zip(table, batch):
-        row[: len(item[2])] = item[2]
-    return images, blob_ids, table
-
-
-class LFWPartsEval(Dataset):
-    """LFW Part Labels for validation: ``(image, class map)`` pairs without stems."""
-
-    def __init__(self, root=None, split: str = "val", size: int = 128):
-        self.base = LFWParts(root, split=split, size=size, hflip=False)
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, label, _ = self.base[index]
-        return image, label
-
-
-def seeded_generator(*parts: int) -> torch.Generator:
-    """A torch generator seeded from integers (DataLoader shuffles and worker seeds)."""
-    seed = int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
-    return torch.Generator().manual_seed(seed)

@@ -2,7 +2,7 @@
 
 One JSON object per line, each with ``kind`` (``"train"`` or ``"val"``),
 ``step`` and ``epoch``; training lines add ``loss``, ``lr`` and
-``images_per_s``, validation lines the scores of :class:`train.metrics.ConfusionMatrix`.
+``images_per_s``, validation lines the scores of :class:`train.evaluation.metrics.ConfusionMatrix`.
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from labelgen.eval.lfw_parts import FACE
-from train.lfw_parts import CLASS_NAMES, NATIVE_SIZE, default_lfw_parts_root, load_pair, read_split
-from train.metrics import ConfusionMatrix, SparsityMeter, resize_nearest
+from train.datasets.lfw_parts import CLASS_NAMES, NATIVE_SIZE, default_lfw_parts_root, load_pair, read_split
+from train.evaluation.metrics import ConfusionMatrix, SparsityMeter, resize_nearest
 from train.models import image_to_tensor
 
 # The authors' released model on this test split at 128x128 input (see the data README).

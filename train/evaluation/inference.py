@@ -17,8 +17,8 @@ import torch
 import torch.nn as nn
 
 from train.checkpoint import CHECKPOINT_SUFFIX, load_checkpoint, model_from_checkpoint, resolve_checkpoint
-from train.evaluate import STORE_CLASSES
-from train.lfw_parts import CLASS_NAMES as LFW_CLASSES
+from train.datasets.lfw_parts import CLASS_NAMES as LFW_CLASSES
+from train.evaluation.evaluate import STORE_CLASSES
 from train.models import flip_averaged_logits, normalize_image
 
 

@@ -45,14 +45,14 @@ class FacePredictor:
     """Chain (detect -> pose -> crop) + segmenter.
 
     Args:
-        model: Checkpoint, TorchScript or ONNX file (see :class:`train.inference.Segmenter`).
+        model: Checkpoint, TorchScript or ONNX file (see :class:`train.evaluation.inference.Segmenter`).
         size: Network input side, the crop size.
         device: Torch device for the model.
     """
 
     def __init__(self, model: str | Path, size: int = 128, device: str = "cpu"):
         from labelgen.chain import ChainConfig, LabelChain
-        from train.inference import Segmenter
+        from train.evaluation.inference import Segmenter
 
         self.segmenter = Segmenter(model, device=device)
         self.chain = LabelChain(ChainConfig(crop_size=size, teacher="hull"))

@@ -78,9 +78,10 @@ def run_round(index: int, teacher: str, config: LoopConfig) -> dict:
     """One round: label with ``teacher``, train a student, export it, measure it."""
     from labelgen.chain import ChainConfig
     from labelgen.run import Job, prepare_store, run_job
-    from train.engine import TrainConfig, train
-    from train.export import export_model
-    from train.inference import model_from_checkpoint, resolve_checkpoint
+    from train.checkpoint import model_from_checkpoint, resolve_checkpoint
+    from train.config import TrainConfig
+    from train.engine.trainer import train
+    from train.evaluation.export import export_model
 
     folder = Path(config.out) / f"round_{index}"
     record_path = folder / "round.json"

@@ -1,0 +1,146 @@
+"""The settings of a training run, saved in every checkpoint and in the run's ``config.json``.
+
+:class:`TrainConfig` holds everything a run depends on; :func:`resolve_photometric`
+fills the options whose default depends on whether the run resumes, and
+:func:`check_compatible` refuses to resume a checkpoint into another network or data source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from train.datasets.photometric import DEFAULT_PROBABILITY, DEFAULT_STRENGTH
+from train.datasets.store import DEFAULT_BUFFER
+
+# LFW Part Labels faces a run may train on; the test split never.
+LFW_TRAIN_SPLITS = ("train", "train+val")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved in every checkpoint and in ``config.json``.
+
+    Attributes:
+        out: Run folder (checkpoints, metrics.jsonl, curves.png, config.json).
+        labels: Label store(s) to train on, mixed chunk by chunk (exclusive with ``lfw_parts``).
+        lfw_parts: Train on LFW Part Labels' train split instead (validated on its val split).
+        occlude: With ``lfw_parts``: paste fresh synthetic occluders on every draw and train
+            background / face / occlusion (:mod:`train.datasets.occluded`); validation is then the
+            synthetic val split, or ``val_labels`` if given.
+        occluder_families: With ``occlude``: the occluder families pasted in training
+            (``None``: :data:`labelgen.eval.occluders.TRAIN_FAMILIES`). Validation keeps the
+            fixed synthetic val split of the default families, so runs stay comparable.
+        lfw_root: LFW Part Labels folder; ``None`` for ``$SVC_LFW_PARTS`` or ``../shared/data/lfw_parts``.
+        lfw_split: LFW Part Labels faces trained on: ``"train"``, or ``"train+val"`` for a
+            final phase on all 2,000 labelled faces (validation still reads the val split,
+            whose faces are then seen in training: its scores become optimistic).
+        val_labels: Separate validation store (then all of ``labels`` is trained on).
+        val_fraction: Fraction of the store's OK images held out for validation.
+        model: Registered model name.
+        width: Channel multiplier of the model.
+        num_classes: Output classes (3: background, face, occlusion / hair).
+        loss: ``"consensus"`` or ``"ce"``.
+        alpha: Label-term weight of the consensus loss.
+        beta: Consensus-term weight of the consensus loss.
+        epochs: Epochs to train (counting from 0, also when resuming).
+        batch_size: Global batch size (split evenly over DDP processes).
+        max_steps: Stop after this many optimiser steps in total (short runs).
+        lr: Initial Adam learning rate.
+        min_lr: Floor of the plateau schedule.
+        lr_factor: Factor of each plateau reduction.
+        lr_patience: Validations without improvement before a reduction.
+        image_size: Network input side for LFW Part Labels (the store's crop size otherwise).
+        num_workers: DataLoader workers per process.
+        buffer_size: Shuffle buffer of the store reader, in samples.
+        seed: Seed of the initialisation, data order and augmentation.
+        device: ``"auto"`` (cuda > mps > cpu) or a torch device string.
+        amp: Mixed precision (:func:`train.distributed.autocast_dtype`); ``None`` enables it exactly on CUDA.
+        log_every: Steps between training records in metrics.jsonl.
+        keep_checkpoints: Per-epoch checkpoints kept (``last.ckpt`` and ``best.ckpt`` always are).
+        val_max_images: Validate on at most this many images (``None``: all).
+        cache_lfw: Keep decoded LFW training pairs in memory.
+        progress: Show a tqdm progress bar.
+        init_weights: Start from the model weights of this checkpoint (file or run folder)
+            with a fresh optimiser and schedule: fine-tuning, or a second phase at a lower
+            ``lr``. Model, width and classes must match. Ignored when resuming.
+        allow_incomplete: Train on stores that still have pending shards (only
+            their labelled rows); refused otherwise. Either way ``config.json``
+            records each store's completeness under ``label_stores``.
+        photometric: Chance that a training image gets photometric augmentation
+            (:mod:`train.datasets.photometric`: greyscale, colour casts, exposure, JPEG, low
+            resolution, blur, noise), applied to each batch after the data set made it
+            (occluders pasted); 0 is off. ``None``: a new run takes
+            :data:`train.datasets.photometric.DEFAULT_PROBABILITY`, a resumed run its checkpoint's
+            value (0 for checkpoints from before the option).
+        photometric_strength: Scales the augmentation's ranges, in (0, 1]; ``None`` as
+            for ``photometric`` (default :data:`train.datasets.photometric.DEFAULT_STRENGTH`).
+    """
+
+    out: str
+    labels: str | list[str] | None = None
+    lfw_parts: bool = False
+    occlude: bool = False
+    occluder_families: list[str] | None = None
+    lfw_root: str | None = None
+    lfw_split: str = "train"
+    val_labels: str | None = None
+    val_fraction: float = 0.05
+    model: str = "faceoccnet"
+    width: float = 1.0
+    num_classes: int = 3
+    loss: str = "consensus"
+    alpha: float = 10.0
+    beta: float = 5.0
+    epochs: int = 30
+    batch_size: int = 128
+    max_steps: int | None = None
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    lr_factor: float = 0.1
+    lr_patience: int = 2
+    image_size: int = 128
+    num_workers: int = 2
+    buffer_size: int = DEFAULT_BUFFER
+    seed: int = 0
+    device: str = "auto"
+    amp: bool | None = None
+    log_every: int = 10
+    keep_checkpoints: int = 2
+    val_max_images: int | None = None
+    cache_lfw: bool = True
+    progress: bool = True
+    init_weights: str | None = None
+    allow_incomplete: bool = False
+    photometric: float | None = None
+    photometric_strength: float | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def store_paths(labels: str | Sequence[str]) -> list[str]:
+    """``labels`` as a list of store paths (one path or several)."""
+    return [labels] if isinstance(labels, (str, Path)) else [str(p) for p in labels]
+
+
+def resolve_photometric(config: TrainConfig, saved: dict | None) -> None:
+    """Fills the photometric options left ``None``: a resumed run keeps its checkpoint's, a new run gets the defaults.
+
+    Checkpoints from before the option trained without augmentation, so resuming
+    one continues without it unless asked.
+    """
+    if config.photometric is None:
+        config.photometric = DEFAULT_PROBABILITY if saved is None else saved.get("photometric", 0.0)
+    if config.photometric_strength is None:
+        config.photometric_strength = (saved or {}).get("photometric_strength") or DEFAULT_STRENGTH
+
+
+def check_compatible(saved: dict, config: TrainConfig) -> None:
+    """Refuses to resume into a different architecture or data source."""
+    for key in ("model", "width", "num_classes", "lfw_parts", "occlude"):
+        if saved.get(key, getattr(TrainConfig, key, None)) != getattr(config, key):
+            raise ValueError(f"cannot resume: checkpoint has {key}={saved.get(key)!r}, "
+                             f"this run asks for {getattr(config, key)!r}")
