@@ -6,7 +6,11 @@
 - the labelling chain and everything it runs (all of labelgen outside ``labelgen/eval/``) imports
   the evaluation kit only inside functions, where a user asked for it; the CLI registers the
   kit's commands (``labelgen.eval.cli``) and nothing more of it;
-- labelgen imports nothing of train (the label store joins them), and the losses import no network.
+- labelgen imports nothing of train (the label store joins them);
+- in train, the losses import no network; the datasets and the evaluation import no trainer (nothing
+  of ``train.engine`` or the workflows that run it); nothing in train imports ``train.cli``.
+
+Each rule is also run on a made-up module that breaks it, so a rule that could never fail shows.
 """
 from __future__ import annotations
 
@@ -18,9 +22,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def module_name(path: Path) -> str:
+def module_name(path: Path, root: Path = ROOT) -> str:
     """``labelgen/run/job.py`` -> ``labelgen.run.job``; a package's ``__init__.py`` is the package."""
-    parts = path.relative_to(ROOT).with_suffix("").parts
+    parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -55,11 +59,11 @@ def imports_of(source: str, module: str = "", is_package: bool = False) -> list[
     return found
 
 
-def project_imports(folder: str) -> dict[str, list[tuple[str, bool]]]:
-    """Imports of every module under ``folder`` (a path relative to the project root), by file."""
-    files = sorted((ROOT / folder).rglob("*.py")) if (ROOT / folder).is_dir() else [ROOT / folder]
+def project_imports(folder: str, root: Path = ROOT) -> dict[str, list[tuple[str, bool]]]:
+    """Imports of every module under ``folder`` (a path relative to ``root``, the project), by file."""
+    files = sorted((root / folder).rglob("*.py")) if (root / folder).is_dir() else [root / folder]
     assert files, f"nothing to check under {folder}"
-    return {str(path.relative_to(ROOT)): imports_of(path.read_text(), module_name(path), path.name == "__init__.py")
+    return {str(path.relative_to(root)): imports_of(path.read_text(), module_name(path, root), path.name == "__init__.py")
             for path in files}
 
 
@@ -68,10 +72,10 @@ def within(module: str, packages: tuple[str, ...]) -> bool:
 
 
 def violations(folder: str, forbidden: tuple[str, ...], module_level_only: bool = False,
-               allowed: dict[str, set[str]] | None = None) -> list[str]:
+               allowed: dict[str, set[str]] | None = None, root: Path = ROOT) -> list[str]:
     """``file: module`` for each import under ``folder`` of a module within ``forbidden``."""
     allowed = allowed or {}
-    return [f"{file}: {module}" for file, imports in project_imports(folder).items()
+    return [f"{file}: {module}" for file, imports in project_imports(folder, root).items()
             for module, at_module_level in imports
             if within(module, forbidden) and (at_module_level or not module_level_only)
             and not within(module, tuple(allowed.get(file, ())))]
@@ -117,5 +121,24 @@ def test_production_code_imports_the_evaluation_kit_only_where_a_user_asks_for_i
     assert found == []
 
 
-def test_losses_import_no_network():
-    assert violations("train/losses", ("train.models",)) == []
+TRAINER = ("train.engine", "train.workflows")  # the training loop, and what runs it
+TRAIN_RULES = {  # folder: what nothing in it may import
+    "train/losses": ("train.models",),  # a loss takes logits and labels, whatever network made them
+    "train/datasets": TRAINER,  # data serves the trainer, benchmarks and evaluation alike
+    "train/evaluation": TRAINER,  # scores any model file, however it was trained
+    "train": ("train.cli",),  # the commands sit on top: nothing depends on them
+}
+
+
+@pytest.mark.parametrize("folder, forbidden", TRAIN_RULES.items(), ids=list(TRAIN_RULES))
+def test_train_import_rules(folder, forbidden):
+    assert violations(folder, forbidden) == []
+
+
+@pytest.mark.parametrize("folder, forbidden", TRAIN_RULES.items(), ids=list(TRAIN_RULES))
+def test_each_train_rule_fails_on_a_module_that_breaks_it(tmp_path, folder, forbidden):
+    for module in forbidden:
+        bad = tmp_path / folder / "sub" / f"uses_{module.replace('.', '_')}.py"
+        bad.parent.mkdir(parents=True, exist_ok=True)
+        bad.write_text(f"from {module.rpartition('.')[0]} import {module.rpartition('.')[2]}\n")
+    assert [line.rpartition(": ")[2] for line in violations(folder, forbidden, root=tmp_path)] == list(forbidden)
