@@ -10,7 +10,7 @@
 #      (dynamic batch axis), written into the package with its sha256.
 #   any other NAME (e.g. faceocc-w05-v2):
 #   3. a robustness phase: the same occluders plus photometric augmentation (svc-train --photometric: greyscale,
-#      colour casts, exposure, JPEG, low resolution, blur, noise; train/photometric.py), lr 3e-4 with the
+#      colour casts, exposure, JPEG, low resolution, blur, noise; train/datasets/photometric.py), lr 3e-4 with the
 #      plateau schedule, from phase 2's best checkpoint, or from $INIT when given (then phases 1-2 are skipped:
 #      e.g. the v1 weights recovered by scripts/teacher_weights_from_onnx.py). It stops after training and
 #      prints the best checkpoint: exporting (flip averaging or not, int8) is a separate decision.
