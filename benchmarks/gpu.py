@@ -106,7 +106,7 @@ def measure_teacher(device: str, batches: tuple[int, ...], repeats: int) -> dict
     session = onnxruntime.InferenceSession(str(teacher.file()), providers=providers)
     name = session.get_inputs()[0].name
     rng = np.random.default_rng(0)
-    result = {"teacher": teacher.record, "providers": session.get_providers()}
+    result = {"teacher": teacher.record(), "providers": session.get_providers()}
     for batch in batches:
         crops = rng.uniform(-1, 1, (batch, 3, 128, 128)).astype(np.float32)
         session.run(None, {name: crops})  # warm-up: kernel choice, memory pools
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         report["labelling"] = measure_labelling(work, args.images, args.workers)
         print(f"gpu_check: labelling {report['labelling']['images_per_s']} images/s", flush=True)
         report["teacher"] = measure_teacher(device, (32, 128) if has_cuda else (1, 4), args.repeats)
-        print(f"gpu_check: teacher {report['teacher']}", flush=True)
+        print(f"gpu_check: teacher ms per crop {[v for k, v in report['teacher'].items() if k.startswith('ms_')]}", flush=True)
         report["inference"] = measure_inference(device, 1.0, (1, 64) if has_cuda else (1, 2), args.repeats)
         print(f"gpu_check: FaceOccNet inference {report['inference']}", flush=True)
         report["training"] = measure_training(work, device, args.train_steps, args.train_batch, 1.0)
