@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from train.cli import main as svc_train
-from train.config import TrainConfig, resolve_photometric
+from train.config import TrainConfig, resolve_defaults
 from train.datasets.photometric import DEFAULT_PROBABILITY, DEFAULT_STRENGTH, KINDS, Photometric
 from train.datasets.synthetic import make_synthetic_lfw
 from train.distributed import init_distributed
@@ -88,18 +88,18 @@ def test_only_uint8_batches_are_accepted():
         Photometric()(faces().float(), 0)
 
 
-def test_resolve_photometric_defaults_new_runs_and_keeps_a_resumed_runs_own():
+def test_resolve_defaults_gives_new_runs_photometric_and_keeps_a_resumed_runs_own():
     new = TrainConfig(out="x")
-    resolve_photometric(new, None)
+    resolve_defaults(new, None)
     assert (new.photometric, new.photometric_strength) == (DEFAULT_PROBABILITY, DEFAULT_STRENGTH)
     old = TrainConfig(out="x")
-    resolve_photometric(old, {"width": 1.0})  # a checkpoint from before the option: it trained without
+    resolve_defaults(old, {"width": 1.0})  # a checkpoint from before the option: it trained without
     assert old.photometric == 0.0
     kept = TrainConfig(out="x")
-    resolve_photometric(kept, {"photometric": 0.8, "photometric_strength": 0.5})
+    resolve_defaults(kept, {"photometric": 0.8, "photometric_strength": 0.5})
     assert (kept.photometric, kept.photometric_strength) == (0.8, 0.5)
     asked = TrainConfig(out="x", photometric=0.0)
-    resolve_photometric(asked, {"photometric": 0.8})
+    resolve_defaults(asked, {"photometric": 0.8})
     assert asked.photometric == 0.0
 
 

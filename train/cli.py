@@ -43,8 +43,14 @@ def _fail(error: Exception) -> click.ClickException:
 @click.option("--lfw-root", type=click.Path(path_type=Path), default=None,
               help=f"LFW Part Labels folder.  {DEFAULT_ROOT_HELP}")
 @click.option("--lfw-split", type=click.Choice(["train", "train+val"]), default="train", show_default=True,
-              help="With --lfw-parts: faces to train on. 'train+val' is for a last phase on all 2,000 labelled "
-                   "faces; validation still reads the val split, so its scores become optimistic.")
+              help="With --lfw-parts: faces to train on. 'train+val': all 2,000 labelled faces (the paper's "
+                   "fine-tuning); validation, if any (see --select), still reads the val split, so its scores "
+                   "become optimistic.")
+@click.option("--blobs", type=click.Choice(["components", "classes"]), default=None,
+              help="With --lfw-parts: the blobs of the consensus and ce-blob losses. 'components': the "
+                   "8-connected components of each class; 'classes': each whole class mask is one blob, its id "
+                   "the class id (the paper's LFW fine-tuning).  [default: components; --resume keeps the run's "
+                   "own]")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Run folder, e.g. runs/NAME: checkpoints/, metrics.jsonl, curves.png, config.json.")
 @click.option("--val-fraction", default=0.05, show_default=True,
@@ -56,10 +62,23 @@ def _fail(error: Exception) -> click.ClickException:
 @click.option("--model", "model_name", default="faceoccnet", show_default=True, help="Registered model name.")
 @click.option("--width", default=1.0, show_default=True,
               help="Channel multiplier (1.0 = the published FaceOccNet; 0.25 trains fast on a CPU).")
-@click.option("--loss", type=click.Choice(["consensus", "ce"]), default="consensus", show_default=True,
-              help="Structure-via-consensus loss, or pixel-wise cross-entropy (baseline).")
+@click.option("--loss", type=click.Choice(["consensus", "ce", "ce-blob"]), default="consensus", show_default=True,
+              help="Structure-via-consensus loss; pixel-wise cross-entropy (baseline); or 'ce-blob', "
+                   "cross-entropy averaged within each blob, then over blobs (the paper's Eq. 5: every blob "
+                   "weighs the same, no consensus term; the control between the two).")
 @click.option("--alpha", default=10.0, show_default=True, help="Consensus loss: label-term weight.")
 @click.option("--beta", default=5.0, show_default=True, help="Consensus loss: consensus-term weight.")
+@click.option("--consensus-mode", type=click.Choice(["default", "official"]), default=None,
+              help="Consensus loss reductions: 'default' (every blob of every image counts once), or "
+                   "'official' as the authors' release computes them (blobs grouped by raw id over the batch; "
+                   "on LFW Part Labels it needs --blobs classes).  [default: default; --resume keeps the run's "
+                   "own]")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None, metavar="P",
+              help="FaceOccNet's Dropout2d probability; 0 turns it off.  [default: 0.2; --resume keeps the run's "
+                   "own]")
+@click.option("--flip/--no-flip", default=None,
+              help="Mirror training images (and labels) with probability 0.5.  [default: --flip; --resume keeps "
+                   "the run's own]")
 @click.option("--epochs", default=30, show_default=True, help="Epochs to train.")
 @click.option("--batch-size", default=128, show_default=True, help="Global batch (split over DDP processes).")
 @click.option("--max-steps", type=int, default=None, help="Stop after this many optimiser steps (short runs).")
@@ -67,6 +86,13 @@ def _fail(error: Exception) -> click.ClickException:
 @click.option("--min-lr", default=1e-5, show_default=True, help="Floor of the plateau schedule.")
 @click.option("--lr-patience", default=2, show_default=True,
               help="Epochs without validation mean-recall gain before the LR drops 10x.")
+@click.option("--schedule", type=click.Choice(["plateau", "flat"]), default=None,
+              help="Learning rate: 'plateau' drops it 10x when validation mean recall stalls (--lr-patience), "
+                   "'flat' keeps --lr.  [default: plateau; --resume keeps the run's own]")
+@click.option("--select", type=click.Choice(["best", "last"]), default=None,
+              help="The run's result, checkpoints/best.ckpt: the 'best' epoch by validation mean recall, or the "
+                   "'last' whole epoch (no selection on validation). With --select last --schedule flat nothing "
+                   "reads validation, so none runs.  [default: best; --resume keeps the run's own]")
 @click.option("--image-size", default=128, show_default=True,
               help="Input side for LFW Part Labels (a store's crop size is used as stored).")
 @click.option("--num-workers", default=2, show_default=True, help="DataLoader workers per process.")
@@ -97,23 +123,26 @@ def _fail(error: Exception) -> click.ClickException:
 @click.option("--photometric-strength", type=click.FloatRange(0, 1, min_open=True), default=None, metavar="S",
               help="Scales the augmentation's ranges; 1 is the harshest (JPEG quality 10, a quarter of the "
                    "resolution, gamma 0.45 to 2.2).  [default: 1.0; --resume keeps the run's own]")
-def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out, val_fraction, val_labels,
-         val_max_images, model_name, width, loss, alpha, beta, epochs, batch_size, max_steps, lr, min_lr, lr_patience,
-         image_size, num_workers, buffer_size, seed, device, amp, log_every, keep_checkpoints, resume, init_weights,
-         progress, allow_incomplete, photometric, photometric_strength) -> None:
+def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, blobs, out, val_fraction, val_labels,
+         val_max_images, model_name, width, loss, alpha, beta, consensus_mode, dropout, flip, epochs, batch_size,
+         max_steps, lr, min_lr, lr_patience, schedule, select, image_size, num_workers, buffer_size, seed, device, amp,
+         log_every, keep_checkpoints, resume, init_weights, progress, allow_incomplete, photometric,
+         photometric_strength) -> None:
     """Train a face segmenter with the structure-via-consensus loss (Masi et al., CVPR 2020).
 
     Trains on the pseudo-label store (--labels; 0 background, 1 face, >=2 one id per
     occlusion blob), or on LFW Part Labels (--lfw-parts; blobs = connected components
-    per class). Adam, ReduceLROnPlateau on validation mean recall; a checkpoint per
-    epoch (--resume continues exactly, mid-epoch too). Ctrl-C or SIGTERM stops after
-    the current step and saves it (exit code 130 / 143); add --resume to continue.
+    per class, or whole classes). Adam, ReduceLROnPlateau on validation mean recall
+    (or a flat rate); a checkpoint per epoch (--resume continues exactly, mid-epoch
+    too, with the run's recorded options). Ctrl-C or SIGTERM stops after the current
+    step and saves it (exit code 130 / 143); add --resume to continue.
 
     \b
     Examples:
       svc-train --labels labels.zarr --out runs/casia
       svc-train --lfw-parts --width 0.25 --batch-size 16 --max-steps 300 --out runs/lfw
       svc-train --lfw-parts --occlude --width 0.25 --out runs/teacher
+      svc-train --lfw-parts --lfw-split train+val --init-weights runs/casia --lr 1e-4 --schedule flat --select last --out runs/ft
       torchrun --nproc_per_node 4 -m train.cli --labels labels.zarr --out runs/ddp
     """
     from labelgen.run_lock import FolderLocked
@@ -127,11 +156,12 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, out
     config = TrainConfig(
         out=str(out), labels=[str(path) for path in labels] or None, lfw_parts=lfw_parts, occlude=occlude,
         occluder_families=[name.strip() for name in (occluder_families or "").split(",") if name.strip()] or None,
-        lfw_root=str(lfw_root) if lfw_root else None, lfw_split=lfw_split,
+        lfw_root=str(lfw_root) if lfw_root else None, lfw_split=lfw_split, blobs=blobs,
         val_labels=str(val_labels) if val_labels else None,
         val_fraction=val_fraction, val_max_images=val_max_images, model=model_name, width=width, loss=loss,
-        alpha=alpha, beta=beta, epochs=epochs, batch_size=batch_size, max_steps=max_steps, lr=lr, min_lr=min_lr,
-        lr_patience=lr_patience, image_size=image_size, num_workers=num_workers, buffer_size=buffer_size,
+        alpha=alpha, beta=beta, consensus_mode=consensus_mode, dropout=dropout, flip=flip, epochs=epochs,
+        batch_size=batch_size, max_steps=max_steps, lr=lr, min_lr=min_lr, lr_patience=lr_patience,
+        schedule=schedule, select=select, image_size=image_size, num_workers=num_workers, buffer_size=buffer_size,
         seed=seed, device=device, amp=amp, log_every=log_every, keep_checkpoints=keep_checkpoints,
         progress=progress, init_weights=str(init_weights) if init_weights else None, allow_incomplete=allow_incomplete,
         photometric=photometric, photometric_strength=photometric_strength)

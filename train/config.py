@@ -1,8 +1,9 @@
 """The settings of a training run, saved in every checkpoint and in the run's ``config.json``.
 
-:class:`TrainConfig` holds everything a run depends on; :func:`resolve_photometric`
-fills the options whose default depends on whether the run resumes, and
-:func:`check_compatible` refuses to resume a checkpoint into another network or data source.
+:class:`TrainConfig` holds everything a run depends on; :func:`resolve_defaults`
+fills the options left unset (a resumed run keeps its checkpoint's values, a new run
+gets today's defaults), and :func:`check_compatible` refuses to resume a checkpoint
+into another network or data source.
 """
 
 from __future__ import annotations
@@ -14,9 +15,29 @@ from typing import Sequence
 
 from train.datasets.photometric import DEFAULT_PROBABILITY, DEFAULT_STRENGTH
 from train.datasets.store import DEFAULT_BUFFER
+from train.losses.blobs import BLOB_KINDS
+from train.losses.consensus import MODES as CONSENSUS_MODES
+from train.models.faceoccnet import DEFAULT_DROPOUT
 
 # LFW Part Labels faces a run may train on; the test split never.
 LFW_TRAIN_SPLITS = ("train", "train+val")
+# How the learning rate moves: down 10x when validation stops improving, or not at all.
+SCHEDULES = ("plateau", "flat")
+# Which checkpoint is the run's result (best.ckpt): the best by validation mean recall, or the last whole epoch.
+SELECTIONS = ("best", "last")
+
+# The options a run records and ``--resume`` keeps: ``(default of a new run, value for a run
+# saved before the option existed)``. The second is what such a run did, so it resumes unchanged.
+RESUMED_OPTIONS = {
+    "photometric": (DEFAULT_PROBABILITY, 0.0),  # older runs trained without augmentation
+    "photometric_strength": (DEFAULT_STRENGTH, DEFAULT_STRENGTH),
+    "consensus_mode": ("default", "default"),
+    "blobs": ("components", "components"),
+    "dropout": (DEFAULT_DROPOUT, DEFAULT_DROPOUT),
+    "flip": (True, True),
+    "schedule": ("plateau", "plateau"),
+    "select": ("best", "best"),
+}
 
 
 @dataclass
@@ -42,9 +63,18 @@ class TrainConfig:
         model: Registered model name.
         width: Channel multiplier of the model.
         num_classes: Output classes (3: background, face, occlusion / hair).
-        loss: ``"consensus"`` or ``"ce"``.
+        loss: ``"consensus"``, ``"ce"`` or ``"ce-blob"`` (cross-entropy with every blob weighted
+            equally, the paper's Eq. 5: the control between the two).
         alpha: Label-term weight of the consensus loss.
         beta: Consensus-term weight of the consensus loss.
+        consensus_mode: The consensus loss's reductions (:func:`train.losses.consensus_loss`):
+            ``"default"``, or ``"official"`` as the authors' release computes them (blobs grouped by
+            their raw id over the batch; with LFW Part Labels it needs ``blobs="classes"``).
+        blobs: LFW Part Labels blobs (without ``occlude``): ``"components"``, the connected
+            components of each class, or ``"classes"``, each whole class mask one blob whose id is
+            the class id (the paper's "separate mask classes as the blobs").
+        dropout: Dropout2d probability of FaceOccNet's concatenated features; 0 turns it off.
+        flip: Mirror training images (and labels) with probability 0.5.
         epochs: Epochs to train (counting from 0, also when resuming).
         batch_size: Global batch size (split evenly over DDP processes).
         max_steps: Stop after this many optimiser steps in total (short runs).
@@ -52,6 +82,11 @@ class TrainConfig:
         min_lr: Floor of the plateau schedule.
         lr_factor: Factor of each plateau reduction.
         lr_patience: Validations without improvement before a reduction.
+        schedule: ``"plateau"`` (ReduceLROnPlateau on validation mean recall) or ``"flat"``
+            (``lr`` throughout).
+        select: The run's result, ``best.ckpt``: ``"best"`` validation mean recall, or ``"last"``
+            whole epoch (no selection on validation). With ``"last"`` and a flat schedule nothing
+            reads validation, so none is run.
         image_size: Network input side for LFW Part Labels (the store's crop size otherwise).
         num_workers: DataLoader workers per process.
         buffer_size: Shuffle buffer of the store reader, in samples.
@@ -72,11 +107,11 @@ class TrainConfig:
         photometric: Chance that a training image gets photometric augmentation
             (:mod:`train.datasets.photometric`: greyscale, colour casts, exposure, JPEG, low
             resolution, blur, noise), applied to each batch after the data set made it
-            (occluders pasted); 0 is off. ``None``: a new run takes
-            :data:`train.datasets.photometric.DEFAULT_PROBABILITY`, a resumed run its checkpoint's
-            value (0 for checkpoints from before the option).
-        photometric_strength: Scales the augmentation's ranges, in (0, 1]; ``None`` as
-            for ``photometric`` (default :data:`train.datasets.photometric.DEFAULT_STRENGTH`).
+            (occluders pasted); 0 is off.
+        photometric_strength: Scales the augmentation's ranges, in (0, 1].
+
+    The options of :data:`RESUMED_OPTIONS` may be left ``None``: :func:`resolve_defaults`
+    gives a new run its default and a resumed run its checkpoint's value.
     """
 
     out: str
@@ -94,6 +129,10 @@ class TrainConfig:
     loss: str = "consensus"
     alpha: float = 10.0
     beta: float = 5.0
+    consensus_mode: str | None = None
+    blobs: str | None = None
+    dropout: float | None = None
+    flip: bool | None = None
     epochs: int = 30
     batch_size: int = 128
     max_steps: int | None = None
@@ -101,6 +140,8 @@ class TrainConfig:
     min_lr: float = 1e-5
     lr_factor: float = 0.1
     lr_patience: int = 2
+    schedule: str | None = None
+    select: str | None = None
     image_size: int = 128
     num_workers: int = 2
     buffer_size: int = DEFAULT_BUFFER
@@ -126,16 +167,29 @@ def store_paths(labels: str | Sequence[str]) -> list[str]:
     return [labels] if isinstance(labels, (str, Path)) else [str(p) for p in labels]
 
 
-def resolve_photometric(config: TrainConfig, saved: dict | None) -> None:
-    """Fills the photometric options left ``None``: a resumed run keeps its checkpoint's, a new run gets the defaults.
+def resolve_defaults(config: TrainConfig, saved: dict | None) -> None:
+    """Fills the options of :data:`RESUMED_OPTIONS` left ``None``.
 
-    Checkpoints from before the option trained without augmentation, so resuming
-    one continues without it unless asked.
+    A new run (``saved`` is ``None``) gets each option's default; a resumed run keeps its
+    checkpoint's value, and a checkpoint from before an option existed resumes as it was
+    trained (no augmentation, component blobs, the plateau schedule, ...). Options given
+    again (not ``None``) win. Unknown choices are refused.
+
+    Args:
+        config: The run's settings, changed in place.
+        saved: The resumed checkpoint's config, or ``None`` for a new run.
+
+    Raises:
+        ValueError: A choice that is not one of its option's.
     """
-    if config.photometric is None:
-        config.photometric = DEFAULT_PROBABILITY if saved is None else saved.get("photometric", 0.0)
-    if config.photometric_strength is None:
-        config.photometric_strength = (saved or {}).get("photometric_strength") or DEFAULT_STRENGTH
+    for key, (new_run, old_run) in RESUMED_OPTIONS.items():
+        if getattr(config, key) is None:
+            value = new_run if saved is None else saved.get(key)
+            setattr(config, key, old_run if value is None else value)
+    for key, choices in (("consensus_mode", CONSENSUS_MODES), ("blobs", BLOB_KINDS), ("schedule", SCHEDULES),
+                         ("select", SELECTIONS)):
+        if getattr(config, key) not in choices:
+            raise ValueError(f"{key} must be one of {', '.join(choices)}; got {getattr(config, key)!r}")
 
 
 def check_compatible(saved: dict, config: TrainConfig) -> None:

@@ -7,7 +7,8 @@ The data lives outside the project, in ``$SVC_LFW_PARTS`` if set, else at
 
 :class:`LFWParts` reads the pairs (with their stems); :class:`LFWPartsEval` is the
 validation view, :class:`LFWPartsTrain` the supervised training set: its blobs are
-the connected components of each class (:func:`train.losses.blobs_from_class_map`),
+the connected components of each class (:func:`train.losses.blobs_from_class_map`)
+or the whole class masks (:func:`train.losses.class_blobs_from_class_map`),
 computed in the workers and padded into a batch table by :func:`collate_blobs`.
 """
 
@@ -23,7 +24,7 @@ from torch.utils.data import Dataset
 
 from labelgen.eval.lfw_parts import CLASS_NAMES, SPLITS, default_lfw_parts_root, load_pair, read_split
 from train.evaluation.metrics import resize_nearest
-from train.losses import blobs_from_class_map
+from train.losses import BLOB_KINDS, blobs_from_class_map, class_blobs_from_class_map
 from train.models import image_to_tensor
 
 __all__ = ["CLASS_NAMES", "NATIVE_SIZE", "SPLITS", "LFWParts", "LFWPartsEval", "LFWPartsTrain", "collate_blobs",
@@ -80,9 +81,9 @@ class LFWPartsTrain(Dataset):
     """LFW Part Labels as blob-labelled training data.
 
     Items are ``(image, blob_ids, blob_class)``: uint8 3 x S x S image, int64 S x S
-    per-image blob ids (connected components of each class, 8-connected) and the
-    int64 class of each blob. Flips use a generator seeded by ``(seed, epoch,
-    index)``, so the augmentation is reproducible with any number of workers.
+    per-image blob ids and the int64 class of each blob. Flips use a generator seeded
+    by ``(seed, epoch, index)``, so the augmentation is reproducible with any number
+    of workers.
 
     Args:
         root: Dataset folder; ``None`` for the default location.
@@ -90,16 +91,21 @@ class LFWPartsTrain(Dataset):
         size: Side S of the network input.
         hflip: Random horizontal flips.
         seed: Base seed of the flips.
+        blobs: ``"components"``: the 8-connected components of each class, numbered per
+            image; ``"classes"``: each whole class mask is one blob, its id the class id.
         cache: Decode and resize the whole split once, here, into two uint8 arrays
             (1,500 pairs at 128 px: about 100 MB). Workers are forked per epoch, so a
             cache filled lazily inside them would be thrown away every epoch.
     """
 
     def __init__(self, root=None, split: str = "train", size: int = 128, hflip: bool = True, seed: int = 0,
-                 cache: bool = False):
+                 blobs: str = "components", cache: bool = False):
+        if blobs not in BLOB_KINDS:
+            raise ValueError(f"blobs must be one of {', '.join(BLOB_KINDS)}; got {blobs!r}")
         self.base = LFWParts(root, split=split, size=size, hflip=False)
         self.hflip = hflip
         self.seed = seed
+        self.blobs = blobs
         self.epoch = 0
         self.images: np.ndarray | None = None
         self.labels: np.ndarray | None = None
@@ -123,7 +129,10 @@ class LFWPartsTrain(Dataset):
             rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, index, 0xF1]))
             if rng.random() < 0.5:
                 image, label = image.flip(-1), label.flip(-1)
-        blob_ids, blob_class = blobs_from_class_map(label.numpy())
+        if self.blobs == "classes":
+            blob_ids, blob_class = class_blobs_from_class_map(label.numpy(), len(CLASS_NAMES))
+        else:
+            blob_ids, blob_class = blobs_from_class_map(label.numpy())
         return image.contiguous(), torch.from_numpy(blob_ids), torch.from_numpy(blob_class)
 
 

@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from labelgen.run_lock import FolderLock
 from train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from train.config import TrainConfig, check_compatible, resolve_photometric
+from train.config import TrainConfig, check_compatible, resolve_defaults
 from train.distributed import (DistEnv, any_rank, autocast_dtype, gather_objects, init_distributed, reduce_mean,
                                select_device)
 from train.engine.logs import MetricsLog, plot_metrics
@@ -95,16 +95,18 @@ class Trainer:
         payload = load_checkpoint(resume) if resume else None
         if payload is not None:
             check_compatible(payload["config"], config)
-        resolve_photometric(config, payload["config"] if payload is not None else None)
+        resolve_defaults(config, payload["config"] if payload is not None else None)
         seed_everything(config.seed + self.env.rank)  # ranks differ in dropout, agree in init (DDP broadcasts)
         self.data = TrainingData(config, self.env)
-        self.model = create_model(config.model, num_classes=config.num_classes, width=config.width).to(self.device)
+        self.model = create_model(config.model, num_classes=config.num_classes, width=config.width,
+                                  dropout=config.dropout).to(self.device)
         self.net: nn.Module = self.model
         if self.env.distributed:
             self.net = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.loss_fn = create_loss(config.loss, **({"alpha": config.alpha, "beta": config.beta}
-                                                   if config.loss == "consensus" else {}))
+        loss_options = ({"alpha": config.alpha, "beta": config.beta, "mode": config.consensus_mode}
+                        if config.loss == "consensus" else {})
+        self.loss_fn = create_loss(config.loss, **loss_options)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max", factor=config.lr_factor, patience=config.lr_patience, min_lr=config.min_lr)
@@ -281,14 +283,18 @@ class Trainer:
         return scores
 
     def _next_epoch(self, scores: dict | None) -> bool:
-        """Closes a whole epoch: the schedule follows its validation; returns whether it is the best so far."""
+        """Closes a whole epoch: the schedule follows its validation; returns whether it becomes best.ckpt
+        (the best so far, or with ``select="last"`` every whole epoch)."""
         improved = False
         if scores is not None and math.isfinite(scores["mean_recall"]):
             # Only whole epochs step the schedule, so a run cut by --max-steps and
             # resumed follows the same schedule as one that never stopped.
-            self.scheduler.step(scores["mean_recall"])
+            if self.config.schedule == "plateau":
+                self.scheduler.step(scores["mean_recall"])
             improved = scores["mean_recall"] > self.best
             self.best = max(self.best, scores["mean_recall"])
+        if self.config.select == "last":
+            improved = True
         self.epoch += 1
         self.batch_in_epoch = 0
         return improved

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from labelgen.eval.occluders import TRAIN_FAMILIES
 from labelgen.store import LabelStore
-from train.config import LFW_TRAIN_SPLITS, TrainConfig, resolve_photometric, store_paths
+from train.config import LFW_TRAIN_SPLITS, TrainConfig, resolve_defaults, store_paths
 from train.datasets.lfw_parts import LFWPartsEval, LFWPartsTrain, collate_blobs
 from train.datasets.occluded import OccludedLFWTrain, SyntheticLFWEval
 from train.datasets.photometric import Photometric
@@ -49,11 +49,12 @@ class TrainingData:
             raise ValueError(f"lfw_split must be one of {LFW_TRAIN_SPLITS}, got {config.lfw_split!r}")
         if config.lfw_split != "train" and not config.lfw_parts:
             raise ValueError("lfw_split chooses LFW Part Labels faces: it needs lfw_parts")
+        resolve_defaults(config, None)  # a no-op after Trainer's (which knows about resuming)
+        _check_blobs(config)
         # Checked before anything is read: training on a half-labelled store is refused unless
         # asked for, and how complete each store was goes into config.json either way.
         self.stores = [LabelStore(path, mode="r").check_complete(config.allow_incomplete)
                        for path in store_paths(config.labels or []) + ([config.val_labels] if config.val_labels else [])]
-        resolve_photometric(config, None)  # a no-op after Trainer's (which knows about resuming)
         photometric = Photometric(config.photometric, config.photometric_strength)  # checks the options
         self.photometric = photometric if config.photometric > 0 else None
         if config.labels:
@@ -71,10 +72,10 @@ class TrainingData:
             train_chunks, val_chunks = split_store(info, config.val_fraction)
             val_info = info if len(val_chunks) else None
         self.train_set = StoreDataset(info, train_chunks, shuffle=True, buffer_size=config.buffer_size,
-                                      hflip=True, seed=config.seed, rank=env.rank, world_size=env.world_size)
+                                      hflip=config.flip, seed=config.seed, rank=env.rank, world_size=env.world_size)
         self.train_collate = None  # default collate: (images, label maps)
         self.val_set = None
-        if val_info is not None:
+        if val_info is not None and validation_needed(config):
             val_set = StoreDataset(val_info, val_chunks, shuffle=False, hflip=False, rank=env.rank,
                                    world_size=env.world_size)
             if config.val_max_images:
@@ -91,19 +92,24 @@ class TrainingData:
         if config.occlude:
             families = config.occluder_families or TRAIN_FAMILIES
             self.train_set = OccludedLFWTrain(config.lfw_root, config.lfw_split, size=config.image_size,
-                                              families=families, hflip=True, seed=config.seed, cache=config.cache_lfw)
+                                              families=families, hflip=config.flip, seed=config.seed,
+                                              cache=config.cache_lfw)
             self.train_collate = None  # (images, store label maps), as from a store
         else:
-            self.train_set = LFWPartsTrain(config.lfw_root, config.lfw_split, size=config.image_size, hflip=True,
-                                           seed=config.seed, cache=config.cache_lfw)
+            self.train_set = LFWPartsTrain(config.lfw_root, config.lfw_split, size=config.image_size,
+                                           hflip=config.flip, seed=config.seed, blobs=config.blobs,
+                                           cache=config.cache_lfw)
             self.train_collate = collate_blobs
         self.sampler = DistributedSampler(self.train_set, num_replicas=env.world_size, rank=env.rank,
                                           shuffle=True, seed=config.seed, drop_last=True)
         self.val_set, self.val_collate = self._lfw_validation()
 
-    def _lfw_validation(self) -> tuple[Dataset, Callable | None]:
-        """Validation set and collate for LFW training: LFW val, its synthetic copy, or ``val_labels``."""
+    def _lfw_validation(self) -> tuple[Dataset | None, Callable | None]:
+        """Validation set and collate for LFW training: LFW val, its synthetic copy, or ``val_labels``
+        (none when nothing reads it)."""
         config, env = self.config, self.env
+        if not validation_needed(config):
+            return None, None
         if config.occlude and config.val_labels:
             val_set = StoreDataset(StoreInfo.read(config.val_labels), None, shuffle=False, hflip=False,
                                    rank=env.rank, world_size=env.world_size)
@@ -157,6 +163,36 @@ class TrainingData:
         return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=self.config.num_workers,
                           collate_fn=self.val_collate, generator=seeded_generator(self.config.seed, 99),
                           worker_init_fn=ignore_stop_signals)
+
+
+def validation_needed(config: TrainConfig) -> bool:
+    """Whether anything reads the validation scores: the plateau schedule, or picking the best epoch.
+
+    A run with a flat learning rate that keeps its last epoch (``select="last"``) validates on
+    nothing, so that all of LFW Part Labels' train and val faces can train it.
+    """
+    return config.schedule == "plateau" or config.select == "best"
+
+
+def _check_blobs(config: TrainConfig) -> None:
+    """Refuses blob settings that cannot hold (after :func:`~train.config.resolve_defaults`).
+
+    Raises:
+        ValueError: ``blobs="classes"`` without plain LFW Part Labels, ``official`` reductions
+            with component blobs (their raw ids mean other classes in other images, and the
+            official mode groups blobs by raw id over the batch), or a consensus mode for another loss.
+    """
+    plain_lfw = config.lfw_parts and not config.occlude
+    if config.blobs != "components" and not plain_lfw:
+        raise ValueError("blobs=classes chooses LFW Part Labels blobs: it needs lfw_parts without occlude "
+                         "(a label store's ids are its blobs)")
+    if config.consensus_mode != "default" and config.loss != "consensus":
+        raise ValueError(f"consensus_mode={config.consensus_mode} sets the consensus loss's reductions; "
+                         f"this run's loss is {config.loss}")
+    if config.consensus_mode == "official" and plain_lfw and config.blobs != "classes":
+        raise ValueError("--consensus-mode official needs --blobs classes on LFW Part Labels: it groups blobs by "
+                         "their raw id over the batch, and component ids mean other classes in other images "
+                         "(id 1 is a background piece in one, the face in another)")
 
 
 def _limit_store_chunks(dataset: StoreDataset, max_images: int) -> StoreDataset:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import torch.nn as nn
 
 from train.losses.blobs import (
+    BLOB_KINDS,
     blob_ids_from_label_map,
     blobs_from_class_map,
     blobs_from_class_maps,
+    class_blobs_from_class_map,
     class_map_from_blobs,
     class_map_from_label_map,
 )
@@ -47,6 +49,7 @@ def create_loss(name: str, **kw) -> nn.Module:
 
 
 __all__ = [
+    "BLOB_KINDS",
     "BlobCrossEntropyLoss",
     "ConsensusLoss",
     "CrossEntropyLoss",
@@ -54,6 +57,7 @@ __all__ = [
     "blobs_from_class_map",
     "blobs_from_class_maps",
     "blob_cross_entropy_loss",
+    "class_blobs_from_class_map",
     "class_map_from_blobs",
     "class_map_from_label_map",
     "consensus_loss",

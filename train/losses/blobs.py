@@ -15,7 +15,13 @@ Two sources produce that format:
   >= 2 one occlusion blob, so the label map *is* the blob id map and a blob's
   class is ``min(id, 2)`` (:func:`blob_ids_from_label_map`).
 * Part-labelled data such as LFW Part Labels, where blobs are the connected
-  components of each class (:func:`blobs_from_class_map`).
+  components of each class (:func:`blobs_from_class_map`), or each whole class
+  mask (:func:`class_blobs_from_class_map`; the paper's LFW fine-tuning).
+
+The reductions of the consensus loss's ``official`` mode group blobs by their raw id
+over the batch, so they need ids that mean the same class in every image: the store's
+(0 background, 1 face, every id >= 2 an occlusion) and class blobs' (id = class) do;
+components' ids do not (id 1 is a second background piece in one image, the face in another).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ import torch
 import torch.nn.functional as F
 
 OCCLUSION_CLASS = 2  # class of every store id >= 2
+# What a blob of a part-labelled image is: a connected component of a class, or a whole class mask.
+BLOB_KINDS = ("components", "classes")
 
 
 def _as_long_maps(label_map: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -123,6 +131,40 @@ def blobs_from_class_map(
         next_id += count
     blob_class = np.concatenate(classes) if classes else np.zeros(0, dtype=np.int64)
     return blob_ids, blob_class
+
+
+def class_blobs_from_class_map(
+    class_map: np.ndarray | torch.Tensor, num_classes: int, ignore_index: int = -1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Blobs of a part-labelled image taken as whole class masks: blob id = class id.
+
+    All pixels of a class are one blob, however many pieces they form ("we simply
+    treat the separate mask classes as the blobs", Masi et al., Sec. 5). Since the id
+    is the class, id v means class v in every image of a batch.
+
+    Args:
+        class_map: H x W integer class map with classes in ``[0, num_classes)``.
+        num_classes: Classes of the data; the class table is ``arange(num_classes)``.
+        ignore_index: Pixels with this value, or any negative value, get blob id -1.
+
+    Returns:
+        ``(blob_ids, blob_class)`` as :func:`blobs_from_class_map` returns them.
+
+    Raises:
+        ValueError: For a map that is not H x W, or a class outside ``[0, num_classes)``.
+
+    Example:
+        >>> ids, table = class_blobs_from_class_map(np.array([[2, 0, 2], [1, 0, 255]]), 3, ignore_index=255)
+        >>> ids.tolist(), table.tolist()
+        ([[2, 0, 2], [1, 0, -1]], [0, 1, 2])
+    """
+    cm = np.asarray(torch.as_tensor(class_map).cpu()).astype(np.int64)
+    if cm.ndim != 2:
+        raise ValueError(f"expected an H x W class map, got shape {cm.shape}")
+    ignored = (cm < 0) | (cm == ignore_index)
+    if (cm[~ignored] >= num_classes).any():
+        raise ValueError(f"class {int(cm[~ignored].max())} is outside the {num_classes} classes")
+    return np.where(ignored, -1, cm), np.arange(num_classes, dtype=np.int64)
 
 
 def blobs_from_class_maps(

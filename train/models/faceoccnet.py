@@ -25,6 +25,9 @@ import torch.nn as nn
 
 from train.models.registry import register_model
 
+# Dropout2d probability on the concatenated encoder and context features (svc-train --dropout).
+DEFAULT_DROPOUT = 0.2
+
 
 def faceoccnet_channels(width: float = 1.0) -> dict[str, int]:
     """Channel counts of every FaceOccNet stage for a width multiplier.
@@ -87,10 +90,11 @@ class FaceOccNet(nn.Module):
         width: Channel multiplier (see :func:`faceoccnet_channels`); e.g. 0.25 for a
             slim variant that trains quickly on CPU.
         in_channels: Input channels.
-        dropout: Dropout2d probability applied to the concatenated features.
+        dropout: Dropout2d probability applied to the concatenated features; 0 turns it off.
     """
 
-    def __init__(self, num_classes: int = 3, width: float = 1.0, in_channels: int = 3, dropout: float = 0.2):
+    def __init__(self, num_classes: int = 3, width: float = 1.0, in_channels: int = 3,
+                 dropout: float = DEFAULT_DROPOUT):
         super().__init__()
         ch = faceoccnet_channels(width)
         c64, c128, c256, d1, d2 = ch["c64"], ch["c128"], ch["c256"], ch["dec1"], ch["dec2"]
