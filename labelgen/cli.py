@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from labelgen.chain import DEFAULT_DETECTOR
+from labelgen.run.cluster import DEFAULT_DASHBOARD
 from labelgen.eval.cli import COMMANDS as EVALUATION_COMMANDS
 from labelgen.stages.decode import DEFAULT_MAX_PIXELS
 from labelgen.stages.faces import DETECTORS, SMALL_FACE_FRACTION
@@ -227,8 +228,11 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
               help="Only shards i with i % N == K: one of N independent batch jobs sharing the store.")
 @click.option("--wait-notice", "wait_notice_s", type=float, default=30.0, hidden=True,
               help="Seconds without workers before saying the run is waiting for them.")
+@click.option("--dashboard", is_flag=False, flag_value=DEFAULT_DASHBOARD, default=None, metavar="[ADDRESS]",
+              help=f"Start the local cluster's Dask dashboard at ADDRESS (default {DEFAULT_DASHBOARD}, this host "
+                   "only; ':8787' for every interface) and print its address. Off without it.")
 def run(source_name, root, source_options, out, teacher, detector, crop_size, max_pixels, shard_size, seed, workers,
-        threads_per_worker, scheduler, serial, overwrite, prepare_only, part, wait_notice_s) -> None:
+        threads_per_worker, scheduler, serial, overwrite, prepare_only, part, wait_notice_s, dashboard) -> None:
     """Label a corpus into a sharded Zarr store, in parallel with Dask.
 
     The source is scanned once into a manifest (shuffled with --seed so each
@@ -251,6 +255,9 @@ def run(source_name, root, source_options, out, teacher, detector, crop_size, ma
 
     if source_name != "sample" and root is None:
         raise click.UsageError(f"--source {source_name} needs --root (the corpus location)")
+    if dashboard is not None and (scheduler or serial):
+        raise click.UsageError("--dashboard is the local cluster's; a --scheduler cluster has its own "
+                               "('dask scheduler --dashboard-address'), and --serial runs no cluster")
     teacher = _check_teacher(teacher)
     part_of = _parse_part(part)
     if detector is None:  # like --shard-size: the store's own when resuming, so the same command resumes
@@ -266,7 +273,7 @@ def run(source_name, root, source_options, out, teacher, detector, crop_size, ma
             store = _prepare_locked(out, job, overwrite, part_of, 1 if serial else workers * threads_per_worker)
             try:
                 _run_prepared(store, out, part_of, prepare_only, workers, threads_per_worker, scheduler, serial,
-                              wait_notice_s)
+                              wait_notice_s, dashboard)
             finally:
                 store.lock.release()
     except Interrupted as stop:
@@ -295,7 +302,8 @@ def _prepare_locked(out: Path, job, overwrite: bool, part: tuple[int, int] | Non
 
 
 def _run_prepared(store, out: Path, part: tuple[int, int] | None, prepare_only: bool, workers: int,
-                  threads_per_worker: int, scheduler: str | None, serial: bool, wait_notice_s: float) -> None:
+                  threads_per_worker: int, scheduler: str | None, serial: bool, wait_notice_s: float,
+                  dashboard: str | None) -> None:
     from labelgen.run import ClusterError, reset_damaged_shards, run_job, shards_of_part
     from labelgen.store import StoreDamaged
 
@@ -315,7 +323,7 @@ def _run_prepared(store, out: Path, part: tuple[int, int] | None, prepare_only: 
     started = time.perf_counter()
     try:
         summary = run_job(store, workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler,
-                          serial=serial, part=part, wait_notice_s=wait_notice_s)
+                          serial=serial, part=part, wait_notice_s=wait_notice_s, dashboard=dashboard)
     except ClusterError as error:
         raise click.ClickException(str(error)) from None
     seconds = time.perf_counter() - started

@@ -4,6 +4,14 @@
 a Dask cluster (a local process cluster, or an existing scheduler's), or
 labels them one after the other in this process (``--serial``), with a live
 progress bar; a run over the whole store consolidates it at the end.
+
+No image can block a corpus: a shard whose worker process died (past its
+memory limit, a crash in a native decoder; Dask's ``KilledWorker``) is
+labelled again image by image once the other shards are done, each image in
+a task of its own; an image whose task dies too is tried once more as the
+only task in the cluster, and if its worker dies again it gets the status
+``worker_lost``. The driver writes the shard and its record, and the run
+completes.
 """
 from __future__ import annotations
 
@@ -11,10 +19,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from labelgen.run.cluster import dashboard_note, start_local_cluster
 from labelgen.run.job import shards_of_part
 from labelgen.run.progress import Progress
-from labelgen.run.signals import Interrupted, dask_setup
-from labelgen.run.worker import ShardInterrupted, close_chains_plugin, label_in_this_process, label_shard
+from labelgen.run.signals import Interrupted
+from labelgen.run.worker import (ShardInterrupted, close_chains_plugin, label_image, label_in_this_process, label_shard,
+                                 worker_lost, write_shard)
 from labelgen.store import LabelStore
 
 PROGRESS_TOPIC = "labelgen-progress"  # Dask event topic of the workers' per-batch counts
@@ -28,7 +38,7 @@ class ClusterError(Exception):
 
 def run_job(store: LabelStore, *, workers: int = 2, threads_per_worker: int = 1, scheduler: str | None = None,
             serial: bool = False, progress: bool = True, part: tuple[int, int] | None = None,
-            wait_notice_s: float = WAIT_NOTICE_S) -> dict:
+            wait_notice_s: float = WAIT_NOTICE_S, dashboard: str | None = None) -> dict:
     """Label every shard without a completion record; return the status counts.
 
     Args:
@@ -44,6 +54,7 @@ def run_job(store: LabelStore, *, workers: int = 2, threads_per_worker: int = 1,
             ``part`` finds nothing to do and consolidates.
         wait_notice_s: with no worker in the cluster for this long, say so
             (and again every ``wait_notice_s``).
+        dashboard: the address of the local cluster's Dask dashboard; ``None``: none.
 
     Raises:
         Interrupted: a signal stopped the run (see :func:`~labelgen.run.signals.signals_stop_the_run`);
@@ -51,12 +62,11 @@ def run_job(store: LabelStore, *, workers: int = 2, threads_per_worker: int = 1,
     """
     pending = shards_of_part(store.pending_shards(), part)
     bar = Progress(store.images_in(pending), progress)
-    path = str(store.path.absolute())  # workers resolve relative paths from their own directory
     try:
         if serial:
-            label_in_this_process(path, pending, bar.report_and_refresh, bar.record)
+            label_in_this_process(str(store.path.absolute()), pending, bar.report_and_refresh, bar.record)
         elif pending:
-            _run_on_dask(path, pending, bar, workers, threads_per_worker, scheduler, wait_notice_s)
+            _run_on_dask(store, pending, bar, workers, threads_per_worker, scheduler, wait_notice_s, dashboard)
     finally:
         bar.close()
     summary = store.summary()
@@ -84,33 +94,41 @@ def _dask_label_shard(store_path: str, index: int) -> dict | None:
         return None
 
 
-def _run_on_dask(path: str, pending: list[int], bar: Progress, workers: int, threads_per_worker: int,
-                 scheduler: str | None, wait_notice_s: float) -> None:
-    from distributed import Client, LocalCluster, as_completed
+def _dask_label_image(store_path: str, row: int):
+    """:func:`~labelgen.run.worker.label_image` as a Dask task (``None`` when interrupted, as for shards)."""
+    try:
+        return label_image(store_path, row)
+    except ShardInterrupted:
+        return None
 
+
+def _run_on_dask(store: LabelStore, pending: list[int], bar: Progress, workers: int, threads_per_worker: int,
+                 scheduler: str | None, wait_notice_s: float, dashboard: str | None) -> None:
+    from distributed import Client, KilledWorker
+
+    path = str(store.path.absolute())  # workers resolve relative paths from their own directory
     cluster = client = None
-    futures = []
+    tasks: set = set()  # the futures not finished yet, to cancel them if the run is stopped
     try:
         if scheduler is None:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-                                   dashboard_address=None, preload=[dask_setup.__module__])  # see dask_setup
+            cluster = start_local_cluster(workers, threads_per_worker, dashboard)
+            if dashboard is not None:
+                bar.note(dashboard_note(cluster))
         try:
             client = Client(scheduler or cluster)
         except (OSError, TimeoutError) as error:  # distributed's "Timed out trying to connect" is an OSError
             raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
         client.register_plugin(close_chains_plugin())
         client.subscribe_topic(PROGRESS_TOPIC, lambda event: bar.report(event[1]["shard"], Counter(event[1]["counts"])))
-        futures = client.map(_dask_label_shard, [path] * len(pending), pending, pure=False)
-        finished = as_completed(futures)
         waiting = _WaitingNotice(client, wait_notice_s, bar.note)
-        while not finished.is_empty():
-            for future in finished.next_batch(block=False):
-                record = future.result()
-                if record is not None:
-                    bar.record(record)
-            bar.refresh()
-            waiting.check()
-            time.sleep(POLL_S)
+        lost: list[int] = []  # shards whose worker died
+        for index, outcome in _outcomes(client, tasks, _dask_label_shard, path, pending, bar, waiting):
+            if isinstance(outcome, KilledWorker):
+                lost.append(index)
+            elif outcome is not None:
+                bar.record(outcome)
+        if lost:
+            _relabel_image_by_image(client, tasks, store, sorted(lost), bar, waiting)
     except Interrupted:
         # What Dask says while a cluster is torn down under running tasks is noise here:
         # the tasks are being stopped on purpose, and the user gets one line about it.
@@ -123,10 +141,75 @@ def _run_on_dask(path: str, pending: list[int], bar: Progress, workers: int, thr
         raise
     finally:
         if client is not None:
-            client.cancel(futures)
+            client.cancel(list(tasks))
             client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _outcomes(client, tasks: set, function: Callable, path: str, items: list[int], bar: Progress,
+              waiting: "_WaitingNotice"):
+    """``(item, function(path, item))`` of each of ``items`` as its task finishes, in a task each.
+
+    A task whose worker died (more often than the scheduler allows) gives its
+    ``KilledWorker`` exception as its outcome; any other error is raised. A
+    finished task is released at once, so that a worker dying later does not
+    make the scheduler run it again. The bar is redrawn, and an empty cluster
+    watched for, while the tasks run.
+    """
+    from distributed import KilledWorker, as_completed
+
+    futures = client.map(function, [path] * len(items), items, pure=False)
+    tasks.update(futures)
+    item_of = dict(zip((future.key for future in futures), items))
+    finished = as_completed(futures)
+    del futures  # as_completed and tasks hold them until each is done
+    while not finished.is_empty():
+        for future in finished.next_batch(block=False):
+            try:
+                outcome = future.result()
+            except KilledWorker as error:
+                outcome = error
+            tasks.discard(future)
+            future.release()
+            yield item_of[future.key], outcome
+        bar.refresh()
+        waiting.check()
+        time.sleep(POLL_S)
+
+
+def _relabel_image_by_image(client, tasks: set, store: LabelStore, shards: list[int], bar: Progress,
+                            waiting: "_WaitingNotice") -> None:
+    """Label the images of ``shards`` (whose worker died) each in a task of its own, then write each shard.
+
+    First all at once; an image whose task fails too (``KilledWorker``) may have
+    shared a worker with the culprit, so those are tried again one at a time,
+    each the only task this run has in the cluster: an image that kills its
+    worker then is ``worker_lost``. A shard with an interrupted image stays pending.
+    """
+    from distributed import KilledWorker
+
+    start = time.perf_counter()
+    path = str(store.path.absolute())
+    rows = {index: list(range(*store.shard_rows(index).indices(store.count))) for index in shards}
+    bar.note(f"the worker labelling shard{'s' * (len(shards) > 1)} {', '.join(map(str, shards))} died: labelling "
+             f"{'their' if len(shards) > 1 else 'its'} {sum(map(len, rows.values()))} images again, each in a task "
+             f"of its own")
+    results = dict(_outcomes(client, tasks, _dask_label_image, path, [r for i in shards for r in rows[i]], bar,
+                             waiting))
+    suspects = [row for row, result in results.items() if isinstance(result, KilledWorker)]
+    if suspects:
+        bar.note(f"{len(suspects)} image{'s' * (len(suspects) > 1)} killed or shared a dying worker: trying "
+                 f"{'them' if len(suspects) > 1 else 'it'} alone, one at a time")
+    for row in suspects:
+        (_, result), = _outcomes(client, tasks, _dask_label_image, path, [row], bar, waiting)
+        if isinstance(result, KilledWorker):
+            result = worker_lost(store.manifest(slice(row, row + 1))[0])
+        results[row] = result
+    for index in shards:
+        labelled = [results[row] for row in rows[index]]
+        if None not in labelled:  # None: an interrupted task
+            bar.record(write_shard(store, index, store.shard_rows(index), labelled, start))
 
 
 def _quiet_dask() -> None:

@@ -1,5 +1,8 @@
 """One shard task, inside a worker: label a shard's images and write them, then its completion record.
 
+(And one image task: an image of a shard whose worker died, labelled alone;
+the driver writes such a shard, see :mod:`~labelgen.run.distributor`.)
+
 The models load once per worker thread and stay (:func:`_worker_state`); a
 task reads its rows' bytes, labels them in batches of :data:`PROGRESS_ROWS`
 (reporting progress after each), writes whole shards and then its completion
@@ -19,6 +22,7 @@ from contextlib import contextmanager
 from labelgen.chain import LabelChain, LabelResult
 from labelgen.run.job import Job
 from labelgen.sources import Source
+from labelgen.status import Status
 from labelgen.store import LabelStore, ManifestEntry, results_to_columns
 
 MAX_ERRORS_PER_SHARD = 1000  # messages kept in a shard record; counts are always complete
@@ -160,10 +164,39 @@ def label_shard(store_path: str, index: int, report: Callable[[int, Counter], No
                 report(index, Counter(result.status.label for result in batch))
         if _stopping.is_set():  # the last batch may have met a closed chain
             raise ShardInterrupted(f"shard {index}: stopped after its last image, before writing it")
-        return _write_shard(store, index, rows, results, start)
+        return write_shard(store, index, rows, results, start)
 
 
-def _write_shard(store: LabelStore, index: int, rows: slice, results: list[LabelResult], start: float) -> dict:
+def label_image(store_path: str, row: int) -> LabelResult:
+    """Label row ``row`` of the store alone, and return its result (nothing is written).
+
+    The task of an image of a shard whose worker died: in a task of its own, an
+    image that kills its worker again takes nothing else with it.
+
+    Raises:
+        ShardInterrupted: the process is stopping; the image's shard stays pending.
+    """
+    with _shard_task():
+        store = LabelStore(store_path, mode="r")
+        chain, source = _worker_state(Job.from_fingerprint(store.attrs["job"]))
+        entries = store.manifest(slice(row, row + 1))
+        if _stopping.is_set():
+            raise ShardInterrupted(f"row {row}: stopped before labelling it")
+        result = label_entries(chain, source, entries)[0]
+        if _stopping.is_set():  # it may have met a closed chain
+            raise ShardInterrupted(f"row {row}: stopped after labelling it, before returning it")
+        return result
+
+
+def worker_lost(entry: ManifestEntry) -> LabelResult:
+    """The result of an image whose worker process died each time it was labelled, the last time alone."""
+    return LabelResult(key=entry.key, status=Status.WORKER_LOST,
+                       message="its worker process died each time it was labelled, the last time as the only task "
+                               "in the cluster (past the worker's memory limit, or a crash in a native library such "
+                               "as an image decoder)")
+
+
+def write_shard(store: LabelStore, index: int, rows: slice, results: list[LabelResult], start: float) -> dict:
     """Write a labelled shard's rows, then its completion record; return the record."""
     store.write_rows(rows, results_to_columns(results, store.crop_size))
     counts = Counter(result.status.label for result in results)
