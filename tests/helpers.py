@@ -2,6 +2,7 @@
 headless Chromium, and assertions."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from labelgen.eval.lfw_parts import ROOT_ENV, lfw_parts_location
 
 REQUIRE_LFW_ENV = "SVC_REQUIRE_LFW"  # .ci/run sets it: there a missing dataset fails instead of skipping
 REQUIRE_BROWSER_ENV = "SVC_REQUIRE_BROWSER"  # .ci/run sets it (and installs Chromium): no skipped browser test
+REQUIRE_TMPFS_ENV = "SVC_REQUIRE_TMPFS"  # .ci/run sets it where it can mount a tmpfs: no skipped disk-full test
 
 
 def _skip_unless_required(reason: str, variable: str) -> None:
@@ -49,6 +51,37 @@ def chromium_or_skip() -> str:
         _skip_unless_required("Chromium not found; apt-get install chromium to run the browser tests",
                               REQUIRE_BROWSER_ENV)
     return found
+
+
+@contextlib.contextmanager
+def small_file_system(folder: Path, size_kib: int):
+    """A real file system of ``size_kib`` KiB mounted at ``folder`` (a tmpfs), for tests of a full disk.
+
+    Mounting needs root (or CAP_SYS_ADMIN): elsewhere the test is skipped with the
+    reason, or fails under ``SVC_REQUIRE_TMPFS=1`` (set by .ci/run where a mount works).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    mount = shutil.which("mount")
+    done = subprocess.run([mount, "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(folder)],
+                          capture_output=True, text=True) if mount else None
+    if done is None or done.returncode != 0:
+        why = done.stderr.strip() if done is not None else "no mount command"
+        _skip_unless_required(f"cannot mount a {size_kib} KiB tmpfs to fill up ({why}); the disk-full tests need "
+                              "root or CAP_SYS_ADMIN", REQUIRE_TMPFS_ENV)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def fill_up(folder: Path, leave_kib: int) -> Path:
+    """Writes a file in ``folder`` that leaves about ``leave_kib`` KiB of its file system free; returns the file."""
+    filler = folder / "filler.bin"
+    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+    with open(filler, "wb") as handle:
+        handle.truncate(0)
+        handle.write(b"\0" * max(free - leave_kib * 1024, 0))
+    return filler
 
 
 def headless_chromium(html_path: str | Path, *args: str, chromium: str = "chromium",

@@ -1,5 +1,6 @@
 """Faults of svc-train runs. Real signals to real runs: Ctrl-C or SIGTERM stops after a step, saves it, and
---resume goes on. Two trainings of one run folder: the second is refused.
+--resume goes on. Two trainings of one run folder: the second is refused. A disk that fills up (a real tmpfs):
+one line, last.ckpt kept, no temporary file left, and --resume goes on once there is space.
 
 Each run is a real ``svc-train`` process with a DataLoader worker, started in its
 own session so that a signal can go to the whole process group, as a terminal's
@@ -16,7 +17,10 @@ import time
 
 import pytest
 import torch
+from click.testing import CliRunner
 
+from helpers import fill_up, small_file_system
+from train.cli import main
 from train.datasets.synthetic import make_synthetic_store
 from train.engine.logs import read_metrics
 
@@ -142,3 +146,43 @@ def test_a_second_training_of_the_same_run_folder_is_refused(store, tmp_path):
                                        "--resume", str(run), *ARGS), env=ENV, capture_output=True, text=True,
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("disk") / "labels.zarr"
+    make_synthetic_store(path, count=64, size=32, shard_size=32)  # 6 steps of 8 per epoch with --val-fraction 0.1
+    return path
+
+
+@pytest.mark.slow
+def test_a_full_disk_keeps_last_ckpt_says_so_in_one_line_and_resume_continues(small_store, tmp_path):
+    """A real full file system (a small tmpfs, filled up): the checkpoint being written fails, its temporary
+    file is removed, last.ckpt is the one before, and after space is freed --resume goes on to the end."""
+    with small_file_system(tmp_path / "disk", 8192) as disk:
+        run = disk / "run"
+        args = ["--labels", str(small_store), "--epochs", "2", "--out", str(run), *ARGS]
+        args[args.index("--num-workers") + 1] = "0"  # no worker process keeps a file open on the tmpfs
+        started = CliRunner().invoke(main, [*args, "--max-steps", "3"])
+        assert started.exit_code == 0, started.output
+        filler = fill_up(disk, leave_kib=400)  # less than a checkpoint (~920 KiB at this width)
+
+        full = subprocess.run(svc_train(*args, "--resume", str(run)), env=ENV, capture_output=True, text=True,
+                              timeout=300)  # epoch 1 ends at step 6: best.ckpt does not fit
+        assert full.returncode == 1
+        errors = [line for line in full.stderr.splitlines() if line.startswith("Error:")]
+        assert errors == [f"Error: no space left on device while training into {run} (writing {run}/checkpoints/"
+                          f"best.ckpt): {run}/checkpoints/last.ckpt is intact (step 3); free space on {disk} and "
+                          f"add --resume {run} to continue"], full.stderr
+        assert "Traceback" not in full.stderr
+        assert sorted(path.name for path in (run / "checkpoints").iterdir()) == ["last.ckpt"]  # no .tmp<pid> left
+        assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["step"] == 3
+
+        filler.unlink()
+        resumed = CliRunner().invoke(main, [*args, "--resume", str(run)])
+        assert resumed.exit_code == 0, resumed.output
+        assert json.loads(resumed.stdout.strip().splitlines()[-1])["step"] == 12
+        assert {"best.ckpt", "epoch_001.ckpt", "epoch_002.ckpt", "last.ckpt"} == {
+            path.name for path in (run / "checkpoints").iterdir()}
+        steps = train_steps(run)
+        assert steps == list(range(1, 13))  # each step logged once: the failed run's steps 4-6 were dropped

@@ -18,12 +18,30 @@ from pathlib import Path
 import click
 
 from labelgen.eval.lfw_parts import DEFAULT_ROOT_HELP
+from labelgen.teachers import MODEL_FILE_TRUST
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _fail(error: Exception) -> click.ClickException:
     return click.ClickException(str(error))
+
+
+def _out_of_space(error: OSError, out: Path) -> str:
+    """svc-train's line for a full disk: where, what is kept (``last.ckpt`` loads) and how to go on."""
+    from labelgen.disk_space import file_system_of
+    from train.checkpoint import CheckpointError, load_checkpoint
+
+    writing = f" (writing {error.filename})" if error.filename else ""
+    last = out / "checkpoints" / "last.ckpt"
+    free = f"free space on {file_system_of(out)}"
+    try:
+        step = load_checkpoint(last)["step"]
+    except (FileNotFoundError, CheckpointError):
+        return (f"no space left on device while training into {out}{writing}: no checkpoint was saved yet; "
+                f"{free} and run the same command again")
+    return (f"no space left on device while training into {out}{writing}: {last} is intact (step {step}); "
+            f"{free} and add --resume {out} to continue")
 
 
 @click.command(context_settings=CONTEXT)
@@ -145,6 +163,7 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, blo
       svc-train --lfw-parts --lfw-split train+val --init-weights runs/casia --lr 1e-4 --schedule flat --select last --out runs/ft
       torchrun --nproc_per_node 4 -m train.cli --labels labels.zarr --out runs/ddp
     """
+    from labelgen.disk_space import no_space_error
     from labelgen.run_lock import FolderLocked
     from labelgen.store import StoreError
     from train.config import TrainConfig
@@ -178,6 +197,9 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, blo
         raise click.ClickException(f"cannot read the label store: {error}") from None
     except (FileNotFoundError, ValueError, KeyError) as error:
         raise _fail(error) from None
+    except OSError as error:
+        full = no_space_error(error)
+        raise click.ClickException(_out_of_space(full, out) if full else str(error)) from None
     click.echo(json.dumps(summary, default=float))
 
 
@@ -212,6 +234,9 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, blo
 def eval_main(model, lfw_root, split, size, batch_size, num_workers, max_images, device, json_path,
               store_path, flip_average, worst_grid, worst_count, allow_incomplete, model_classes) -> None:
     """Score MODEL (a .ckpt checkpoint or run folder, TorchScript .pt, or .onnx) on LFW Part Labels.
+
+    A TorchScript .pt is a program: loading it runs its code (it can read and overwrite your
+    files); give only ones you made or trust. .ckpt and .onnx files run no code of their own.
 
     One confusion matrix over the whole split: per-class IoU, mean IoU (background
     included), pixel accuracy, per-class and mean recall, and the sparsity error
@@ -296,7 +321,7 @@ def export_main(checkpoint, out_dir, name, size, fmt, check, flip_average) -> No
         if flip_average:
             model = FlipAveraged(model)
         result = export_model(model, out_dir, name, size, formats, check)
-    except (FileNotFoundError, RuntimeError) as error:
+    except (OSError, ValueError, RuntimeError) as error:
         raise _fail(error) from None
     for kind in ("torchscript", "onnx"):
         if result[kind]:
@@ -308,7 +333,7 @@ def export_main(checkpoint, out_dir, name, size, fmt, check, flip_average) -> No
 @click.command(context_settings=CONTEXT)
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--model", type=click.Path(path_type=Path), required=True,
-              help="Checkpoint (.ckpt or run folder), TorchScript .pt or .onnx model.")
+              help=f"Checkpoint (.ckpt or run folder), TorchScript .pt or .onnx model. {MODEL_FILE_TRUST}")
 @click.option("--out-dir", type=click.Path(path_type=Path), required=True, help="Folder for masks and overlays.")
 @click.option("--size", default=128, show_default=True, help="Face crop side = network input side.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device for the model.")
@@ -321,11 +346,12 @@ def predict_main(inputs, model, out_dir, size, device, max_frames) -> None:
     background, 1 face, 2 occlusion/hair) and <stem>.overlay.png per image; for a
     video, <stem>/frame_NNNNNN.mask.png per frame and <stem>.overlay.mp4.
     """
+    from train.checkpoint import CheckpointError
     from train.evaluation.predict import predict_paths
 
     try:
         records = predict_paths(list(inputs), model, out_dir, size, device, max_frames)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, CheckpointError) as error:
         raise _fail(error) from None
     for record in records:
         click.echo(json.dumps(record))
@@ -337,8 +363,8 @@ def predict_main(inputs, model, out_dir, size, device, max_frames) -> None:
 @click.option("--source", "source_name", required=True, help="Corpus format (as for 'labelgen run').")
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="Corpus root.")
 @click.option("--teacher", default=None, help="Starting teacher: a shipped teacher's name, 'classical' or a .pt/.onnx "
-              "model (e.g. exported by svc-export from a supervised run).  [default: the shipped default teacher, "
-              "see 'labelgen teachers']")
+              f"model (e.g. exported by svc-export from a supervised run). {MODEL_FILE_TRUST}  [default: the "
+              "shipped default teacher, see 'labelgen teachers']")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Loop folder: round_<r>/ per round.")
 @click.option("--rounds", default=2, show_default=True, help="At most this many student rounds.")
 @click.option("--width", default=0.25, show_default=True, help="Student FaceOccNet channel multiplier.")
@@ -369,10 +395,11 @@ def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size
     Quality is measured against exact labels of synthetic occlusions on LFW Part Labels' val split,
     with occluder families (hands, glasses, props) that no training set uses. A killed loop resumes.
     """
+    from labelgen.disk_space import file_system_of, no_space_error
     from labelgen.teachers import DEFAULT_TEACHER, resolve
     from labelgen.run_lock import FolderLocked
     from train.engine.stopping import TrainingInterrupted
-    from train.workflows.student_teacher import LoopConfig, run_loop
+    from train.workflows.student_teacher import LoopConfig, check_init_weights, run_loop
 
     config = LoopConfig(source=source_name, root=str(root.resolve()) if root else None, out=str(out),
                         teacher=resolve(teacher or DEFAULT_TEACHER).spec,
@@ -381,6 +408,8 @@ def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size
                         extra_labels=tuple(str(path.resolve()) for path in extra_labels), amp=amp, lr=lr,
                         init_weights=str(init_weights.resolve()) if init_weights else None)
     try:
+        if config.init_weights:  # before hours of labelling, not when round 1's student starts
+            check_init_weights(config)
         run_loop(config, echo=click.echo)
     except TrainingInterrupted as stop:  # a student's training: its steps are saved
         click.echo(f"interrupted ({stop}): run the same command to resume", err=True)
@@ -392,6 +421,12 @@ def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size
         raise click.ClickException(str(error)) from None
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
+    except OSError as error:
+        if no_space_error(error) is None:
+            raise _fail(error) from None
+        raise click.ClickException(f"no space left on device in {out}: finished rounds, shards and checkpoints "
+                                   f"are kept; free space on {file_system_of(out)} and run the same command "
+                                   "to resume") from None
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import click
 
 from labelgen.eval.lfw_parts import DEFAULT_ROOT_HELP
 from labelgen.eval.variants import CLEAN, VARIANTS
-from labelgen.teachers import DEFAULT_TEACHER
+from labelgen.teachers import DEFAULT_TEACHER, MODEL_FILE_TRUST
 
 
 def _families_option(value: str | None) -> tuple[str, ...] | None:
@@ -97,7 +97,7 @@ def synth(split, copies, out, crop_size, seed, families, max_occluders, limit, s
 @click.command("eval-labels")
 @click.option("--teacher", "teachers", multiple=True, metavar="NAME|PATH",
               help="A teacher to compare with the baselines 'hull' and 'classical' (repeatable): a shipped "
-                   f"teacher's name or a .onnx/.pt model.  [default: {DEFAULT_TEACHER}]")
+                   f"teacher's name or a .onnx/.pt model. {MODEL_FILE_TRUST}  [default: {DEFAULT_TEACHER}]")
 @click.option("--limit", default=300, show_default=True, help="First LIMIT faces of the split.")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @click.option("--copies", default=1, show_default=True, help="Occluded copies of each face.")

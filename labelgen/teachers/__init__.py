@@ -34,6 +34,10 @@ REINSTALL = ("reinstall the package: 'pip install --force-reinstall --no-deps st
              "or in a source checkout 'git checkout -- labelgen/teachers && pip install -e .'")
 
 MODEL_SUFFIXES = (".onnx", ".pt", ".ts", ".pth")  # what a model file given as --teacher is named
+# Said in every --teacher / --model help (and README's models section): which model files run code.
+MODEL_FILE_TRUST = ("A TorchScript .pt/.ts file is a program: loading it runs its code, which can read and "
+                    "overwrite your files, so give only ones you made (svc-export) or trust. An .onnx file runs "
+                    "no code of its own: onnxruntime runs its standard operators.")
 BUILTIN_TEACHERS = {
     "hull": "the whole face region is visible face: labels without occlusions (a baseline)",
     "classical": "skin-colour model + GrabCut, no weights: a weak baseline (hands read as face, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 
@@ -29,7 +30,13 @@ class MetricsLog:
             self.path.write_text("")
         elif self.path.is_file():
             kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= resume_step]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            # Written beside and renamed: a disk that fills up meanwhile leaves the old log whole.
+            temporary = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+            try:
+                temporary.write_text("".join(json.dumps(r) + "\n" for r in kept))
+                os.replace(temporary, self.path)
+            finally:
+                temporary.unlink(missing_ok=True)
 
     def write(self, record: dict) -> None:
         """Appends one record (NaN and infinities become null: JSON has neither)."""
@@ -48,8 +55,19 @@ def _finite(value):
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    """All records of a metrics file, in order."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """All records of a metrics file, in order.
+
+    A last line cut short (the write that found the disk full) is left out; any other
+    line that is not JSON raises ``json.JSONDecodeError``.
+    """
+    text = Path(path).read_text()
+    lines = [line for line in text.splitlines() if line.strip()]
+    if lines and not text.endswith("\n"):
+        try:
+            json.loads(lines[-1])
+        except json.JSONDecodeError:
+            lines.pop()
+    return [json.loads(line) for line in lines]
 
 
 def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> Path:

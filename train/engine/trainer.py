@@ -28,7 +28,9 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from labelgen.run_lock import FolderLock
-from train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from train.checkpoint import (CheckpointError, describe_model, load_checkpoint, load_start_checkpoint,
+                              load_start_weights, load_weights, resolve_checkpoint, restore_failure, rng_state,
+                              save_checkpoint, set_rng_state)
 from train.config import TrainConfig, check_compatible, resolve_defaults
 from train.distributed import (DistEnv, any_rank, autocast_dtype, gather_objects, init_distributed, reduce_mean,
                                select_device)
@@ -92,9 +94,17 @@ class Trainer:
         self.ckpt_dir = self.out / "checkpoints"
         self.max_steps = config.max_steps if config.max_steps is not None else math.inf
 
-        payload = load_checkpoint(resume) if resume else None
+        self.resume_path = resolve_checkpoint(resume) if resume else None
+        payload = load_checkpoint(self.resume_path) if resume else None
         if payload is not None:
-            check_compatible(payload["config"], config)
+            try:
+                check_compatible(payload["config"], config)
+            except ValueError as error:
+                raise CheckpointError(self.resume_path, str(error).removeprefix("cannot resume: "),
+                                      action="resume from") from None
+        start = None  # --init-weights: checked before any data is read, put into the model once it is made
+        if config.init_weights and not resume:
+            start = load_start_checkpoint(config.init_weights, config.to_dict())
         resolve_defaults(config, payload["config"] if payload is not None else None)
         seed_everything(config.seed + self.env.rank)  # ranks differ in dropout, agree in init (DDP broadcasts)
         self.data = TrainingData(config, self.env)
@@ -119,8 +129,8 @@ class Trainer:
         self.window = LogWindow()
         if payload is not None:
             self._restore(payload)
-        elif config.init_weights:
-            self._start_from(config.init_weights)
+        elif start is not None:  # fine-tuning: another run's weights, a fresh optimiser and schedule
+            load_start_weights(self.model, start, config.to_dict())
         if self.env.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(json.dumps({**config.to_dict(), "label_stores": self.data.stores},
@@ -129,27 +139,21 @@ class Trainer:
 
     # -- state ----------------------------------------------------------------------------
     def _restore(self, payload: dict) -> None:
-        self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.scheduler.load_state_dict(payload["scheduler"])
-        self.scaler.load_state_dict(payload["scaler"])
-        self.step, self.epoch = int(payload["step"]), int(payload["epoch"])
-        self.batch_in_epoch = int(payload["batch_in_epoch"])
-        self.best = float(payload.get("best", -math.inf))
-        states = payload["rng"]
-        if self.env.rank < len(states):
-            set_rng_state(states[self.env.rank])
-        else:  # more processes than when saved: a fresh, distinct stream for the new ranks
-            seed_everything(self.config.seed + self.env.rank + 7919 * self.step)
-
-    def _start_from(self, init_weights: str) -> None:
-        """Loads another run's model weights (fine-tuning; optimiser and schedule start fresh)."""
-        start = load_checkpoint(init_weights)
-        for key in ("model", "width", "num_classes"):
-            if start["config"].get(key) != getattr(self.config, key):
-                raise ValueError(f"cannot start from {init_weights}: it has {key}="
-                                 f"{start['config'].get(key)!r}, this run asks for {getattr(self.config, key)!r}")
-        self.model.load_state_dict(start["model"])
+        load_weights(self.model, payload["model"], self.resume_path, f"this run's {describe_model(payload['config'])}")
+        try:
+            self.optimizer.load_state_dict(payload["optimizer"])
+            self.scheduler.load_state_dict(payload["scheduler"])
+            self.scaler.load_state_dict(payload["scaler"])
+            self.step, self.epoch = int(payload["step"]), int(payload["epoch"])
+            self.batch_in_epoch = int(payload["batch_in_epoch"])
+            self.best = float(payload.get("best", -math.inf))
+            states = payload["rng"]
+            if self.env.rank < len(states):
+                set_rng_state(states[self.env.rank])
+            else:  # more processes than when saved: a fresh, distinct stream for the new ranks
+                seed_everything(self.config.seed + self.env.rank + 7919 * self.step)
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+            raise restore_failure(self.resume_path, error) from None
 
     def _payload(self) -> dict:
         return {
@@ -167,11 +171,14 @@ class Trainer:
         }
 
     def save(self, epoch_end: bool, improved: bool = False) -> None:
-        """Writes last.ckpt (and epoch / best copies); every rank joins the RNG gather."""
+        """Writes the best / epoch copies, then last.ckpt; every rank joins the RNG gather.
+
+        last.ckpt comes last: if a copy cannot be written (a full disk), last.ckpt still
+        holds the state before, and ``--resume`` redoes the steps since and writes them all.
+        """
         payload = self._payload()
         if not self.env.is_main:
             return
-        save_checkpoint(self.ckpt_dir / "last.ckpt", payload)
         if improved:
             save_checkpoint(self.ckpt_dir / "best.ckpt", payload)
         if epoch_end:
@@ -179,6 +186,7 @@ class Trainer:
             old = sorted(self.ckpt_dir.glob("epoch_*.ckpt"))[: -self.config.keep_checkpoints or None]
             for path in old if self.config.keep_checkpoints > 0 else []:
                 path.unlink()
+        save_checkpoint(self.ckpt_dir / "last.ckpt", payload)
 
     # -- loop -----------------------------------------------------------------------------
     def fit(self, stop: StopRequest | None = None) -> dict:

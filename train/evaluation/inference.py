@@ -5,6 +5,12 @@ TorchScript module (``.pt`` / ``.ts``, from ``svc-export``) or an ONNX model
 (``.onnx``, run with onnxruntime). All follow the teacher convention of
 :mod:`labelgen.stages.teacher`: float32 N x 3 x H x W RGB in [-1, 1] in,
 N x K x H x W logits out.
+
+A TorchScript file is a program, not only weights: loading and running it runs
+whatever code it holds, which can read and overwrite files. Checkpoints load
+with ``weights_only`` (a file that would run code is refused) and ONNX graphs
+run onnxruntime's own operators. A file that cannot be loaded raises
+:class:`~train.checkpoint.CheckpointError` (one line naming it).
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from train.checkpoint import CHECKPOINT_SUFFIX, load_checkpoint, model_from_checkpoint, resolve_checkpoint
+from train.checkpoint import (CHECKPOINT_SUFFIX, CheckpointError, check_file_format, first_sentence, load_checkpoint,
+                              model_from_checkpoint, resolve_checkpoint)
 from train.datasets.lfw_parts import CLASS_NAMES as LFW_CLASSES
 from train.evaluation.evaluate import STORE_CLASSES
 from train.models import flip_averaged_logits, normalize_image
@@ -57,19 +64,27 @@ class Segmenter:
 
             if not path.is_file():
                 raise FileNotFoundError(f"model not found: {path}")
-            self._session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            try:
+                self._session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            except Exception as error:  # onnxruntime raises its own exception types for unreadable graphs
+                raise CheckpointError(path, f"it is not a usable ONNX model ({first_sentence(error)})") from None
             self._input = self._session.get_inputs()[0].name
             self.module = None
         elif path.is_dir() or path.suffix == CHECKPOINT_SUFFIX:
-            payload = load_checkpoint(resolve_checkpoint(path))
-            self.module = model_from_checkpoint(payload).to(self.device)
+            checkpoint = resolve_checkpoint(path)
+            payload = load_checkpoint(checkpoint)
+            self.module = model_from_checkpoint(payload, checkpoint).to(self.device)
             self.class_names = trained_classes(payload["config"])
         else:
             if not path.is_file():
                 raise FileNotFoundError(f"model not found: {path}")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)  # still what labelgen's teachers use
-                self.module = torch.jit.load(str(path), map_location=self.device).eval()
+            check_file_format(path, "a TorchScript model")
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)  # still what labelgen's teachers use
+                    self.module = torch.jit.load(str(path), map_location=self.device).eval()
+            except Exception as error:  # torch raises RuntimeError or pickle errors for non-TorchScript files
+                raise CheckpointError(path, f"it is not a TorchScript model ({first_sentence(error)})") from None
 
     @property
     def torch_module(self) -> nn.Module | None:

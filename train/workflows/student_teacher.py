@@ -74,6 +74,23 @@ def student_start(index: int, config: LoopConfig) -> str | None:
     return str(Path(config.out) / f"round_{index - 1}" / "run" / "checkpoints" / "best.ckpt")
 
 
+def check_init_weights(config: LoopConfig) -> None:
+    """Refuses ``config.init_weights`` at once if round 1's student could not start from it.
+
+    Raises:
+        FileNotFoundError, CheckpointError: One line naming the file and what is wrong
+            (see :func:`train.checkpoint.load_start_weights`).
+    """
+    from train.checkpoint import load_start_checkpoint, load_start_weights
+    from train.config import TrainConfig
+    from train.models import create_model
+
+    student = TrainConfig(out=config.out, width=config.width).to_dict()  # the students' model, width and classes
+    start = load_start_checkpoint(config.init_weights, student)
+    model = create_model(student["model"], num_classes=student["num_classes"], width=student["width"])
+    load_start_weights(model, start, student)
+
+
 def run_round(index: int, teacher: str, config: LoopConfig) -> dict:
     """One round: label with ``teacher``, train a student, export it, measure it."""
     from labelgen.chain import ChainConfig
