@@ -29,7 +29,7 @@ from labelgen.run.cluster import DEFAULT_DASHBOARD
 from labelgen.eval.cli import COMMANDS as EVALUATION_COMMANDS
 from labelgen.stages.decode import DEFAULT_MAX_PIXELS
 from labelgen.stages.faces import DETECTORS, SMALL_FACE_FRACTION
-from labelgen.teachers import DEFAULT_TEACHER
+from labelgen.teachers import DEFAULT_TEACHER, MODEL_FILE_TRUST
 
 
 def _write_picture(path: Path, picture: np.ndarray) -> None:
@@ -78,7 +78,7 @@ _MAX_PIXELS_HELP = ("Images whose header declares more pixels get the status too
                     "thread (docs/labelling.md).")
 _TEACHER_HELP = ("Which teacher says what of the face region is visible face: a shipped model by name "
                  "(default; 'labelgen teachers' lists them), 'hull' (no occlusions), 'classical' (weak "
-                 "skin-colour baseline) or a .onnx/.pt model file.")
+                 f"skin-colour baseline) or a .onnx/.pt model file. {MODEL_FILE_TRUST}")
 
 
 @main.command()
