@@ -400,7 +400,7 @@ def stats(store_path: Path) -> None:
     damaged = f", {len(store.damage)} damaged" if store.damage else ""
     click.echo(f"{store_path}: {store.count} images, crop {store.crop_size} px, "
                f"{len(check.checked) - len(store.damage)}/{store.shard_count} shards done{damaged}")
-    _echo_integrity(store_path, store.damage, check.unverifiable)
+    _echo_integrity(store, check.unverifiable)
     _echo_scan_report(store.attrs.get("scan_report"), limit=1000)
     for code, count in zip(*np.unique(status, return_counts=True)):
         click.echo(f"  {Status(int(code)).label:>15} {count:>8}  ({100 * count / store.count:.1f}%)")
@@ -415,12 +415,11 @@ def stats(store_path: Path) -> None:
         f"{name} {size / store.count:.0f}" for name, size in sorted(sizes.items(), key=lambda kv: -kv[1])[:4]))
 
 
-def _echo_integrity(store_path: Path, damaged: dict, unverifiable: list) -> None:
-    """Damaged shards and how to repair them, and shards made before checksums were recorded."""
-    if damaged:
-        click.echo(f"damaged: {_describe_damage(damaged)}; not counted as done, their rows read as 'damaged'; "
-                   f"'labelgen verify {store_path} --repair' and then the 'labelgen run' command that made the store "
-                   f"relabel them")
+def _echo_integrity(store, unverifiable: list) -> None:
+    """The damaged shards found and how to relabel them, and the shards made before checksums were recorded."""
+    if store.damage:
+        click.echo(f"damaged: {_describe_damage(store.damage)}; not counted as done, their rows read as "
+                   f"'damaged'; {store.repair_advice(len(store.damage))}")
     if unverifiable:
         click.echo(f"unverifiable: {len(unverifiable)} shards were labelled before labelgen recorded "
                    f"checksums; they cannot be checked (which is not damage)")
@@ -445,7 +444,7 @@ def verify(store_path: Path, repair: bool) -> None:
     Example:
       labelgen verify labels.zarr --repair && labelgen run --source casia --root DIR --out labels.zarr
     """
-    from labelgen.run import Job, reset_damaged_shards
+    from labelgen.run import reset_damaged_shards
     from labelgen.run_lock import FolderLock, FolderLocked
     from labelgen.store import LabelStore, StoreDamaged, StoreError, repair_metadata
 
@@ -472,8 +471,7 @@ def verify(store_path: Path, repair: bool) -> None:
         if not check.damaged:
             return
         if not repair:
-            click.echo(f"'labelgen verify {store_path} --repair' makes the damaged shards pending, and the "
-                       f"'labelgen run' command that made the store then relabels them")
+            click.echo(store.repair_advice(len(check.damaged)))
             sys.exit(1)
         reset_damaged_shards(store, check=check)
     except (FolderLocked, StoreDamaged, StoreError) as error:
@@ -482,7 +480,7 @@ def verify(store_path: Path, repair: bool) -> None:
         if lock is not None:
             lock.release()
     click.echo(f"repaired: {len(check.damaged)} shard{'s are' if len(check.damaged) > 1 else ' is'} pending again; "
-               f"relabel with: {Job.from_fingerprint(store.attrs['job']).command_line(store_path)}")
+               f"relabel with: {store.run_command()}")
 
 
 @main.command()

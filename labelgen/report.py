@@ -278,8 +278,8 @@ def _summary_section(store: LabelStore, facts: StoreFacts) -> str:
     config = attrs.get("config", job.get("config", {}))
     source = attrs.get("source", {})
     done = len(store.done_shards()) - len(facts.damaged)
-    damaged = (f"; {len(facts.damaged)} damaged, not read: {describe_damage(facts.damaged)} ('labelgen verify "
-               f"--repair' and then the same 'labelgen run' relabel them)") if facts.damaged else ""
+    damaged = (f"; {len(facts.damaged)} damaged, not read: {describe_damage(facts.damaged)} "
+               f"({store.repair_advice(len(facts.damaged))})") if facts.damaged else ""
     sizes = store.stored_bytes()
     total = sum(sizes.values())
     per_image = ", ".join(f"{name} {size / max(store.count, 1):,.0f}"

@@ -17,6 +17,7 @@ import errno
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import time
@@ -460,18 +461,35 @@ class LabelStore:
         state = self.completeness()
         if allow_incomplete:
             return state
-        if state["shards_damaged"]:
-            damaged = state["shards_damaged"]
-            raise StoreError(f"{self.path} has {len(damaged)} damaged shard{'s' * (len(damaged) > 1)}: "
-                             f"{self.check_shards(shards=damaged).describe()}; repair it with 'labelgen verify "
-                             f"{self.path} --repair', then run the 'labelgen run' command that made it again to "
-                             f"relabel them, or pass --allow-incomplete to use the intact shards only")
+        if self.damage:
+            raise StoreError(f"{self.path} has {len(self.damage)} damaged shard{'s' * (len(self.damage) > 1)}: "
+                             f"{describe_damage(self.damage)}; {self.repair_advice(len(self.damage))}, or pass "
+                             f"--allow-incomplete to use the intact shards only")
         if not state["complete"]:
             raise StoreError(f"{self.path} is incomplete: {state['shards_done']} of {state['shards']} shards "
                              f"labelled ({state['counts'].get(Status.PENDING.label, 0)} images pending); finish "
                              f"it by running the same 'labelgen run' command again, or pass --allow-incomplete "
                              f"to use the labelled part only")
         return state
+
+    def run_command(self) -> str:
+        """The ``labelgen run`` command of this store's job: it labels the store's pending shards."""
+        job = self.attrs.get("job", {})
+        words = ["labelgen", "run", "--source", str(job.get("source"))]
+        words += ["--root", str(job["root"])] if job.get("root") is not None else []
+        for name, value in job.get("source_options", {}).items():
+            words += ["--source-option", f"{name}={str(value).lower() if isinstance(value, bool) else value}"]
+        words += ["--out", str(self.path)]
+        config = job.get("config", {})
+        words += ["--teacher", str(config["teacher"])] if "teacher" in config else []
+        words += ["--crop-size", str(config["crop_size"])] if "crop_size" in config else []
+        words += ["--seed", str(job["seed"])] if job.get("seed") else []
+        return shlex.join(words)
+
+    def repair_advice(self, shards: int) -> str:
+        """The two commands that relabel ``shards`` damaged shards."""
+        return (f"'labelgen verify {self.path} --repair' and then '{self.run_command()}' relabel "
+                f"{'them' if shards > 1 else 'it'}")
 
     def shard_record(self, index: int) -> dict:
         return json.loads(self._record_path(index).read_text())
@@ -615,9 +633,8 @@ class LabelStore:
             damaged = self.check_shards(full=True, shards=set(touched.tolist()) - self.skipped, names=[name]).damaged
             if not damaged:
                 raise
-            raise StoreDamaged(f"{self.path}: {describe_damage(damaged)}; 'labelgen verify {self.path} --repair', "
-                               f"then the 'labelgen run' command that made the store, relabel "
-                               f"{'them' if len(damaged) > 1 else 'it'}", damaged) from error
+            raise StoreDamaged(f"{self.path}: {describe_damage(damaged)}; {self.repair_advice(len(damaged))}",
+                               damaged) from error
 
     def _read(self, name: str, rows: slice | np.ndarray) -> np.ndarray:
         array = self.group[name]

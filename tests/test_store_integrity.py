@@ -202,3 +202,41 @@ def test_a_damaged_manifest_is_refused_since_relabelling_cannot_restore_it(copy)
     for args in (RUN + ["--out", str(copy)], ["verify", str(copy), "--repair"]):
         assert_one_error_line(invoke(*args), "the manifest of 1 shard is damaged", "key/c/1 missing", "a new --out")
     assert LabelStore(copy, mode="r").pending_shards() == []  # nothing was made pending that cannot be relabelled
+
+
+def test_training_and_evaluation_refuse_a_damaged_store_and_skip_its_shards_when_allowed(copy, tmp_path):
+    from train.cli import eval_main
+    from train.cli import main as train_main
+    from train.datasets.store import StoreDataset, StoreInfo
+
+    delete(chunk_file(copy, "image", 1))  # rows 8-15: status ok, image gone (read as black before)
+    common = ["--labels", str(copy), "--width", "0.125", "--batch-size", "4", "--max-steps", "1", "--num-workers",
+              "0", "--val-fraction", "0.25", "--no-progress"]
+    refused = CliRunner().invoke(train_main, common + ["--out", str(tmp_path / "refused")])
+    assert_one_error_line(refused, "1 damaged shard: shard 1 (image/c/1/0/0/0 missing)",
+                          f"'labelgen verify {copy} --repair' and then 'labelgen run --source sample --out {copy}",
+                          "--allow-incomplete")
+    allowed = CliRunner().invoke(train_main, common + ["--out", str(tmp_path / "run"), "--allow-incomplete"])
+    assert allowed.exit_code == 0, allowed.output
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["label_stores"][0]
+    assert recorded["shards_damaged"] == [1] and recorded["shards_done"] == SHARDS - 1
+
+    ok = LabelStore(copy, mode="r").ok_indices()  # what the intact store says: the damaged rows included
+    intact_ok = [row for row in ok if not 8 <= row < 16]
+    info = StoreInfo.read(copy)
+    assert info.skipped == (frozenset({1}),) and int(info.ok_per_chunk.sum()) == len(intact_ok) < len(ok)
+    images = [image for image, _ in StoreDataset(info, shuffle=False, hflip=False, rank=0, world_size=1)]
+    assert len(images) == len(intact_ok) and all(image.float().mean() > 10 for image in images)  # none black
+
+    scores = tmp_path / "scores.json"
+    refused = CliRunner().invoke(eval_main, [str(tmp_path / "run"), "--labels", str(copy), "--device", "cpu"])
+    assert_one_error_line(refused, "1 damaged shard: shard 1", "labelgen verify")
+    allowed = CliRunner().invoke(eval_main, [str(tmp_path / "run"), "--labels", str(copy), "--device", "cpu",
+                                             "--allow-incomplete", "--json", str(scores)])
+    assert allowed.exit_code == 0, allowed.output
+    assert json.loads(scores.read_text())["images"] == len(intact_ok)
+
+    (copy / "label" / "zarr.json").write_text("\x00garbage")
+    for command, args in ((train_main, common + ["--out", str(tmp_path / "again")]),
+                          (eval_main, [str(tmp_path / "run"), "--labels", str(copy), "--device", "cpu"])):
+        assert_one_error_line(CliRunner().invoke(command, args), "label/zarr.json is not JSON", "--repair")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shlex
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -58,24 +57,6 @@ class Job:
     def from_fingerprint(cls, values: dict) -> "Job":
         return cls(values["source"], values["root"], dict(values["source_options"]),
                    ChainConfig.from_dict(values["config"]), values["shard_size"], values["seed"])
-
-    def command_line(self, out: str | Path) -> str:
-        """The ``labelgen run`` command that resumes this job's store at ``out`` (settings a resume keeps are left out).
-
-        Example:
-            >>> Job("folder", "/data/my photos", config=ChainConfig(teacher="hull"), seed=3).command_line("l.zarr")
-            "labelgen run --source folder --root '/data/my photos' --out l.zarr --teacher hull --seed 3"
-        """
-        words = ["labelgen", "run", "--source", self.source]
-        words += ["--root", self.root] if self.root is not None else []
-        for name, value in self.source_options.items():
-            words += ["--source-option", f"{name}={str(value).lower() if isinstance(value, bool) else value}"]
-        words += ["--out", str(out)]
-        default = ChainConfig()
-        words += ["--teacher", self.config.teacher] if self.config.teacher != default.teacher else []
-        words += ["--crop-size", str(self.config.crop_size)] if self.config.crop_size != default.crop_size else []
-        words += ["--seed", str(self.seed)] if self.seed else []
-        return shlex.join(words)
 
 
 def shards_of_part(shards: Iterable[int], part: tuple[int, int] | None) -> list[int]:

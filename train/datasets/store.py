@@ -115,7 +115,7 @@ def split_store(info: "StoreInfo", val_fraction: float, seed: int = 0) -> tuple[
     if missing > 0:  # cut the next chunk after its `missing`-th OK row
         cut = int(order[whole])
         index, rows = info.locate(cut)
-        status = LabelStore(info.paths[index], mode="r").read("status", rows)
+        status = info.open(index).read("status", rows)
         stop = int(np.flatnonzero(status == Status.OK)[missing - 1]) + 1
         val_ranges[cut], train_ranges[cut] = (0, stop), (stop, len(status))
         val_ok[cut], train_ok[cut] = missing, ok[cut] - missing
@@ -138,20 +138,31 @@ class StoreInfo:
     crop_size: int
     ok_per_chunk: np.ndarray
     first_chunks: tuple[int, ...]
+    skipped: tuple[frozenset[int], ...] = ()  # per store, its damaged shards: never read (see open)
 
     @classmethod
     def read(cls, *paths: str | Path) -> "StoreInfo":
-        """Opens the stores (raises ``StoreError`` for a bad path) and tallies OK rows per chunk."""
+        """Opens the stores (raises ``StoreError`` for a bad path) and tallies OK rows per chunk.
+
+        Damaged shards (``--allow-incomplete`` lets training use such a store) are
+        skipped: their rows are not OK, and no reader of :meth:`open` reads them.
+        """
         if not paths:
             raise ValueError("no label store given")
         stores = [LabelStore(path, mode="r") for path in paths]
+        for store in stores:
+            store.skip_damaged()
         sizes = {store.crop_size for store in stores}
         if len(sizes) > 1:
             raise ValueError(f"the label stores have different crop sizes {sorted(sizes)}; they cannot be mixed")
         tallies = [chunk_ok_counts(store) for store in stores]
         first = np.concatenate([[0], np.cumsum([len(t) for t in tallies])[:-1]]).astype(int)
         return cls(tuple(str(p) for p in paths), tuple(store.count for store in stores), sizes.pop(),
-                   np.concatenate(tallies), tuple(int(f) for f in first))
+                   np.concatenate(tallies), tuple(int(f) for f in first), tuple(store.skipped for store in stores))
+
+    def open(self, index: int) -> LabelStore:
+        """Store ``index``, opened to read, skipping its damaged shards."""
+        return LabelStore(self.paths[index], mode="r").skip_shards(self.skipped[index] if self.skipped else ())
 
     @property
     def path(self) -> str:
@@ -226,7 +237,7 @@ class StoreDataset(IterableDataset):
 
     def _store(self, index: int) -> LabelStore:
         if index not in self._stores:
-            self._stores[index] = LabelStore(self.info.paths[index], mode="r")
+            self._stores[index] = self.info.open(index)
         return self._stores[index]
 
     def set_epoch(self, epoch: int) -> None:

@@ -250,6 +250,7 @@ def evaluate_store(predict: Callable[[torch.Tensor], torch.Tensor], store_path: 
     from train.losses import class_map_from_label_map
 
     store = LabelStore(store_path, mode="r")
+    store.skip_damaged()  # a damaged shard (allowed with --allow-incomplete) is not read
     rows = store.ok_indices()
     ours, trivial = SegmentationScores(), SegmentationScores()
     ours_in_face, trivial_in_face = FaceRegionScores(), FaceRegionScores()
