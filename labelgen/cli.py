@@ -251,7 +251,8 @@ def run(source_name, root, source_options, out, teacher, detector, crop_size, ma
           --source-option bbox_csv=/data/vggface2/bb_landmark/loose_bb_train.csv --out vgg.zarr
     """
     from labelgen.chain import ChainConfig
-    from labelgen.run import Interrupted, Job, shards_of_part, signals_stop_the_run, stored_setting
+    from labelgen.disk_space import file_system_of, no_space_error
+    from labelgen.run import Interrupted, Job, signals_stop_the_run, stored_setting
 
     if source_name != "sample" and root is None:
         raise click.UsageError(f"--source {source_name} needs --root (the corpus location)")
@@ -280,11 +281,21 @@ def run(source_name, root, source_options, out, teacher, detector, crop_size, ma
         if store is None:
             click.echo("\ninterrupted before the store was made; run the same command to start again", err=True)
         else:
-            shards = shards_of_part(range(store.shard_count), part_of)
-            done = len(store.done_shards() & set(shards))
-            click.echo(f"\ninterrupted: {done} of {len(shards)} shards done; run the same command to resume",
-                       err=True)
+            click.echo(f"\ninterrupted: {_shards_done(store, part_of)}; run the same command to resume", err=True)
         sys.exit(stop.exit_code)
+    except OSError as error:  # the store's file system filled up: what is labelled is kept
+        if store is None or no_space_error(error) is None:  # (a full disk while creating it: _prepare_locked)
+            raise
+        raise click.ClickException(f"no space left on device writing {out}: {_shards_done(store, part_of)}; free "
+                                   f"space on {file_system_of(out)} and rerun the same command") from None
+
+
+def _shards_done(store, part: tuple[int, int] | None) -> str:
+    """``"N of M shards done"`` for the shards of ``part`` (all shards without one)."""
+    from labelgen.run import shards_of_part
+
+    shards = shards_of_part(range(store.shard_count), part)
+    return f"{len(store.done_shards() & set(shards))} of {len(shards)} shards done"
 
 
 def _prepare_locked(out: Path, job, overwrite: bool, part: tuple[int, int] | None, slots: int):

@@ -12,12 +12,21 @@ a task of its own; an image whose task dies too is tried once more as the
 only task in the cluster, and if its worker dies again it gets the status
 ``worker_lost``. The driver writes the shard and its record, and the run
 completes.
+
+A full disk (or quota) stops the run: a task that meets it returns
+:class:`_DiskFull` instead of raising (so no worker logs an error for it), the
+driver cancels the other tasks quietly and raises the ``OSError``; shards
+with a completion record are kept and the same command labels the rest.
 """
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
+
+from labelgen.disk_space import no_space_error
 
 from labelgen.run.cluster import dashboard_note, start_local_cluster
 from labelgen.run.job import shards_of_part
@@ -59,6 +68,8 @@ def run_job(store: LabelStore, *, workers: int = 2, threads_per_worker: int = 1,
     Raises:
         Interrupted: a signal stopped the run (see :func:`~labelgen.run.signals.signals_stop_the_run`);
             the tasks were cancelled and the cluster closed first.
+        OSError: with errno ``ENOSPC`` or ``EDQUOT``: the store's file system is full; likewise
+            stopped, the finished shards kept.
     """
     pending = shards_of_part(store.pending_shards(), part)
     bar = Progress(store.images_in(pending), progress)
@@ -92,6 +103,10 @@ def _dask_label_shard(store_path: str, index: int) -> dict | None:
         return label_shard(store_path, index, report)
     except ShardInterrupted:
         return None
+    except OSError as error:
+        if no_space_error(error) is None:
+            raise
+        return _DiskFull.of(error)
 
 
 def _dask_label_image(store_path: str, row: int):
@@ -100,6 +115,26 @@ def _dask_label_image(store_path: str, row: int):
         return label_image(store_path, row)
     except ShardInterrupted:
         return None
+    except OSError as error:
+        if no_space_error(error) is None:
+            raise
+        return _DiskFull.of(error)
+
+
+@dataclass(frozen=True)
+class _DiskFull:
+    """A task's outcome when the disk is full: returned, not raised, so that its worker logs no error."""
+
+    errno: int
+    filename: str | None
+
+    @classmethod
+    def of(cls, error: OSError) -> "_DiskFull":
+        full = no_space_error(error)
+        return cls(full.errno, full.filename)
+
+    def error(self) -> OSError:
+        return OSError(self.errno, os.strerror(self.errno), self.filename)
 
 
 def _run_on_dask(store: LabelStore, pending: list[int], bar: Progress, workers: int, threads_per_worker: int,
@@ -129,7 +164,9 @@ def _run_on_dask(store: LabelStore, pending: list[int], bar: Progress, workers: 
                 bar.record(outcome)
         if lost:
             _relabel_image_by_image(client, tasks, store, sorted(lost), bar, waiting)
-    except Interrupted:
+    except BaseException as error:
+        if not isinstance(error, Interrupted) and no_space_error(error) is None:
+            raise
         # What Dask says while a cluster is torn down under running tasks is noise here:
         # the tasks are being stopped on purpose, and the user gets one line about it.
         _quiet_dask()
@@ -152,7 +189,8 @@ def _outcomes(client, tasks: set, function: Callable, path: str, items: list[int
     """``(item, function(path, item))`` of each of ``items`` as its task finishes, in a task each.
 
     A task whose worker died (more often than the scheduler allows) gives its
-    ``KilledWorker`` exception as its outcome; any other error is raised. A
+    ``KilledWorker`` exception as its outcome; a full disk's ``OSError`` and any
+    other error are raised. A
     finished task is released at once, so that a worker dying later does not
     make the scheduler run it again. The bar is redrawn, and an empty cluster
     watched for, while the tasks run.
@@ -170,6 +208,8 @@ def _outcomes(client, tasks: set, function: Callable, path: str, items: list[int
                 outcome = future.result()
             except KilledWorker as error:
                 outcome = error
+            if isinstance(outcome, _DiskFull):
+                raise outcome.error()
             tasks.discard(future)
             future.release()
             yield item_of[future.key], outcome
