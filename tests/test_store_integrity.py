@@ -12,9 +12,9 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_faults import assert_one_error_line, assert_stores_equal
 
 from labelgen.cli import main
 from labelgen.status import Status
@@ -26,20 +26,6 @@ SHARDS = 5  # 34 images in shards of 8
 
 def invoke(*args: str):
     return CliRunner().invoke(main, [str(arg) for arg in args])
-
-
-def assert_one_error_line(result, *phrases: str) -> None:
-    assert result.exit_code == 1, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and "Traceback" not in result.output, result.output
-    for phrase in phrases:
-        assert phrase in errors[0], errors[0]
-
-
-def assert_stores_equal(a: Path, b: Path) -> None:
-    first, second = LabelStore(a, mode="r"), LabelStore(b, mode="r")
-    for name in ARRAY_NAMES:
-        np.testing.assert_array_equal(first.read(name, slice(None)), second.read(name, slice(None)), err_msg=name)
 
 
 @pytest.fixture(scope="module")
