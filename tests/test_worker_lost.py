@@ -86,7 +86,7 @@ def test_an_image_that_kills_its_worker_is_worker_lost_and_every_other_image_equ
         np.testing.assert_array_equal(store.read(name, others), reference.read(name, others), err_msg=name)
     shard = killer // store.shard_size
     record = store.shard_record(shard)
-    assert record["counts"]["worker_lost"] == 1 and "the only task in the cluster" in record["errors"][KILLER]
+    assert record["counts"]["worker_lost"] == 1 and "this run's only task" in record["errors"][KILLER]
     notices = [line for line in lost.stderr.replace("\r", "\n").splitlines() if "died" in line]
     assert any(f"the worker labelling shard {shard} died" in line for line in notices), lost.stderr[-3000:]
     assert store.check_shards(full=True).damaged == {}  # the shard the driver wrote is recorded like the others

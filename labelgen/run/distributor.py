@@ -225,7 +225,8 @@ def _relabel_image_by_image(client, tasks: set, store: LabelStore, shards: list[
     First all at once; an image whose task fails too (``KilledWorker``) may have
     shared a worker with the culprit, so those are tried again one at a time,
     each the only task this run has in the cluster: an image that kills its
-    worker then is ``worker_lost``. A shard with an interrupted image stays pending.
+    worker then is ``worker_lost``. The bar counts each image as it comes; a
+    shard with an interrupted image stays pending.
     """
     from distributed import KilledWorker
 
@@ -235,8 +236,12 @@ def _relabel_image_by_image(client, tasks: set, store: LabelStore, shards: list[
     bar.note(f"the worker labelling shard{'s' * (len(shards) > 1)} {', '.join(map(str, shards))} died: labelling "
              f"{'their' if len(shards) > 1 else 'its'} {sum(map(len, rows.values()))} images again, each in a task "
              f"of its own")
-    results = dict(_outcomes(client, tasks, _dask_label_image, path, [r for i in shards for r in rows[i]], bar,
-                             waiting))
+    shard_of = {row: index for index in shards for row in rows[index]}
+    results = {}
+    for row, result in _outcomes(client, tasks, _dask_label_image, path, list(shard_of), bar, waiting):
+        results[row] = result
+        if result is not None and not isinstance(result, KilledWorker):
+            bar.report(shard_of[row], Counter({result.status.label: 1}))
     suspects = [row for row, result in results.items() if isinstance(result, KilledWorker)]
     if suspects:
         bar.note(f"{len(suspects)} image{'s' * (len(suspects) > 1)} killed or shared a dying worker: trying "

@@ -191,9 +191,9 @@ def label_image(store_path: str, row: int) -> LabelResult:
 def worker_lost(entry: ManifestEntry) -> LabelResult:
     """The result of an image whose worker process died each time it was labelled, the last time alone."""
     return LabelResult(key=entry.key, status=Status.WORKER_LOST,
-                       message="its worker process died each time it was labelled, the last time as the only task "
-                               "in the cluster (past the worker's memory limit, or a crash in a native library such "
-                               "as an image decoder)")
+                       message="its worker process died each time it was labelled, the last time as this run's "
+                               "only task (past the worker's memory limit, or a crash in a native library such as "
+                               "an image decoder)")
 
 
 def write_shard(store: LabelStore, index: int, rows: slice, results: list[LabelResult], start: float) -> dict:
