@@ -9,7 +9,7 @@ No image can block a corpus: a shard whose worker process died (past its
 memory limit, a crash in a native decoder; Dask's ``KilledWorker``) is
 labelled again image by image once the other shards are done, each image in
 a task of its own; an image whose task dies too is tried once more as the
-only task in the cluster, and if its worker dies again it gets the status
+only task of the run, and if its worker dies again it gets the status
 ``worker_lost``. The driver writes the shard and its record, and the run
 completes.
 
