@@ -504,8 +504,11 @@ class LabelStore:
         record = {**record, "chunks": integrity.describe_chunks(self.group.store, self.shard_chunk_keys(index))}
         target = self._record_path(index)
         temporary = target.with_suffix(f".tmp{os.getpid()}")
-        temporary.write_text(json.dumps(record, indent=1))
-        os.replace(temporary, target)
+        try:
+            temporary.write_text(json.dumps(record, indent=1))
+            os.replace(temporary, target)
+        finally:  # a full disk: no half-written record left beside the others
+            temporary.unlink(missing_ok=True)
 
     def mark_shard_pending(self, index: int) -> None:
         """Make shard ``index`` pending again, as if it had never been labelled (for a damaged shard).
