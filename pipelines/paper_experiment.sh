@@ -16,6 +16,9 @@
 #
 # Every step is skipped when its output exists, and a stopped training continues from its last checkpoint, so
 # rerunning the script resumes it. Raising an EPOCHS setting and rerunning continues those runs to the new count.
+# Every training runs without photometric augmentation (--photometric 0, in pipelines/paper_steps.sh), as the
+# numbers of docs/experiments.md were made. UNTIL=students stops after step 2 (pipelines/paper_table3.sh
+# fine-tunes the consensus student).
 #
 # Usage: pipelines/paper_experiment.sh [OUT=out/paper]
 # Settings (environment): WIDTH=0.5 (1.0 on a GPU), SEEDS="0" (e.g. "0 1"), COPIES=3 (occluded copies per photo),
@@ -45,57 +48,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 lfw=${SVC_LFW_PARTS:-$here/../shared/data/lfw_parts}
 teacher=$here/labelgen/teachers/faceocc-w05-v1.onnx
 mkdir -p "$out/runs" "$out/eval"
-exec 3>&1  # the console: log lines reach it also from trainings whose output goes to their log file
-log() { echo "[$(date +%H:%M:%S)] $*" >&3; }
-
-train() {  # train RUN EPOCHS [svc-train options...]: train (or continue) one run unless it reached EPOCHS
-  local run="$out/runs/$1" n=$2
-  shift 2
-  if [ "$(cat "$run/finished" 2>/dev/null)" = "$n" ]; then log "$(basename "$run"): done ($n epochs)"; return; fi
-  local resume=()
-  [ -f "$run/checkpoints/last.ckpt" ] && resume=(--resume "$run")
-  log "$(basename "$run"): training to $n epochs"
-  local start=$SECONDS status=0
-  svc-train --width "$width" --batch-size "$batch" --epochs "$n" --num-workers 1 --amp --no-progress --out "$run" \
-    "${resume[@]}" "${max_steps[@]}" "${val_images[@]}" "$@" || status=$?
-  echo $(( SECONDS - start )) >> "$run/seconds"  # one line per invocation, stopped or not: the wall time of each piece
-  [ "$status" -eq 0 ] || return "$status"
-  echo "$n" > "$run/finished"
-}
-
-best() {  # best RUN: the run's best checkpoint (by validation mean recall; last.ckpt for a MAX_STEPS smoke run
-  # cut before its first whole epoch, which has none)
-  local checkpoints="$out/runs/$1/checkpoints"
-  if [ -n "${MAX_STEPS:-}" ] && [ ! -f "$checkpoints/best.ckpt" ]; then echo "$checkpoints/last.ckpt"
-  else echo "$checkpoints/best.ckpt"; fi
-}
-
-pids=()
-in_parallel() {  # in_parallel train RUN ...: train in the background (log: runs/RUN.log), $parallel at a time
-  if [ "$parallel" -le 1 ]; then "$@"; return; fi
-  while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do sleep 5; done
-  log "$2: started in the background, log $out/runs/$2.log"
-  OMP_NUM_THREADS=1 "$@" >> "$out/runs/$2.log" 2>&1 &
-  pids+=($!)
-}
-
-finish_parallel() {  # wait for the background trainings; if one failed, stop the others and the script
-  local pid
-  for pid in "${pids[@]}"; do
-    if ! wait "$pid"; then
-      log "a training failed: see the logs in $out/runs/"
-      kill "${pids[@]}" 2>/dev/null || true
-      exit 1
-    fi
-  done
-  pids=()
-}
-
-evaluate() {  # evaluate JSON MODEL [svc-eval options...]: score once, unless JSON exists
-  local json=$1 model=$2
-  shift 2
-  [ -f "$json" ] || svc-eval "$model" --json "$json" "$@"
-}
+. "$here/pipelines/paper_steps.sh"  # log, train, result, in_parallel, finish_parallel, evaluate
 
 # 1. the pseudo-label corpus
 if [ ! -f "$out/corpus.done" ]; then
@@ -132,6 +85,7 @@ for seed in $seeds; do
   done
 done
 finish_parallel
+if [ "${UNTIL:-}" = students ]; then log "stopping after the students (UNTIL=students)"; exit 0; fi
 
 # 3. teacher and students on exact labels; the teacher file averages flips inside, so the students do too
 score() {  # score NAME MODEL [svc-eval options...]
@@ -146,7 +100,7 @@ score() {  # score NAME MODEL [svc-eval options...]
 score teacher "$teacher"
 for seed in $seeds; do
   for loss in $losses; do
-    score "student_${loss}_s$seed" "$(best "student_${loss}_s$seed")" --flip-average
+    score "student_${loss}_s$seed" "$(result "student_${loss}_s$seed")" --flip-average
   done
 done
 first_seed=${seeds%% *}
@@ -155,12 +109,12 @@ picture=no
 case " $losses " in *" consensus "*) case " $losses " in *" ce "*) picture=yes ;; esac ;; esac
 [ "$picture" = no ] || [ -f "$out/students_vs_teacher.png" ] || python "$here/pipelines/paper_picture.py" --labels "$out/synth_test.zarr" \
   --model "teacher=$teacher" \
-  --model "consensus=$(best "student_consensus_s$first_seed")" \
-  --model "CE=$(best "student_ce_s$first_seed")" --out "$out/students_vs_teacher.png"
+  --model "consensus=$(result "student_consensus_s$first_seed")" \
+  --model "CE=$(result "student_ce_s$first_seed")" --out "$out/students_vs_teacher.png"
 
 if [ "$picture" = yes ] && [ ! -f "$out/eval/chain_test.json" ]; then
   for loss in consensus ce; do
-    [ -f "$out/export/student_$loss.onnx" ] || svc-export "$(best "student_${loss}_s$first_seed")" \
+    [ -f "$out/export/student_$loss.onnx" ] || svc-export "$(result "student_${loss}_s$first_seed")" \
       --out-dir "$out/export" --name "student_$loss" --format onnx --flip-average
   done
   labelgen eval-labels --split test --limit "${LIMIT:-300}" --root "$lfw" --teacher "$teacher" \
@@ -180,7 +134,7 @@ done
 finish_parallel
 for loss in $losses; do
   evaluate "$out/eval/lfw_${loss}_s${first_seed}_e$(lfw_epochs_of "$loss")_test.json" \
-    "$(best "lfw_${loss}_s$first_seed")" --lfw-root "$lfw" "${lfw_images[@]}"
+    "$(result "lfw_${loss}_s$first_seed")" --lfw-root "$lfw" "${lfw_images[@]}"
 done
 
 # 5. the tables

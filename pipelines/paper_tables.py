@@ -103,6 +103,15 @@ def chain_table(out: Path) -> str:
     return "\n".join(lines)
 
 
+def lfw_cells(scores: dict | None) -> str:
+    """``pixel acc. | mIoU | IoU per class | mean recall | component error`` of one size of an svc-eval
+    report (``-`` in each where there is none)."""
+    if scores is None:
+        return " | ".join(["-"] * 5)
+    return (f"{number(scores['pixel_acc'])} | {number(scores['miou'])} | {' / '.join(number(v) for v in scores['iou'])} "
+            f"| {number(scores['mean_recall'])} | {number(scores['sparsity'])}")
+
+
 def lfw_table(out: Path) -> str:
     lines = ["| model | training | size | pixel acc. | mIoU | IoU background / face / hair | mean recall "
              "| component error |", "|---|---|---|---|---|---|---|---|",
@@ -115,9 +124,7 @@ def lfw_table(out: Path) -> str:
         report = read(path)
         for size in ("128", "250"):
             scores = report["model"][size]
-            lines.append(f"| {run_name} | {epochs} epochs | {size} | {number(scores['pixel_acc'])} "
-                         f"| {number(scores['miou'])} | {' / '.join(number(v) for v in scores['iou'])} "
-                         f"| {number(scores['mean_recall'])} | {number(scores['sparsity'])} |")
+            lines.append(f"| {run_name} | {epochs} epochs | {size} | {lfw_cells(scores)} |")
     return "\n".join(lines)
 
 
