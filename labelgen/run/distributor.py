@@ -16,7 +16,10 @@ completes.
 A full disk (or quota) stops the run: a task that meets it returns
 :class:`_DiskFull` instead of raising (so no worker logs an error for it), the
 driver cancels the other tasks quietly and raises the ``OSError``; shards
-with a completion record are kept and the same command labels the rest.
+with a completion record are kept and the same command labels the rest. So
+does a chain that cannot be built on a worker (a missing native library or
+model file; :class:`~labelgen.run.chain_start.ChainCannotStart`): every shard
+would fail the same way, so the first one stops the run with its cause.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 
 from labelgen.disk_space import no_space_error
 
+from labelgen.run.chain_start import ChainCannotStart
 from labelgen.run.cluster import dashboard_note, start_local_cluster
 from labelgen.run.job import shards_of_part
 from labelgen.run.progress import Progress
@@ -70,6 +74,7 @@ def run_job(store: LabelStore, *, workers: int = 2, threads_per_worker: int = 1,
             the tasks were cancelled and the cluster closed first.
         OSError: with errno ``ENOSPC`` or ``EDQUOT``: the store's file system is full; likewise
             stopped, the finished shards kept.
+        ChainCannotStart: a worker (or this process) cannot build the labelling chain; likewise stopped.
     """
     pending = shards_of_part(store.pending_shards(), part)
     bar = Progress(store.images_in(pending), progress)
@@ -87,11 +92,7 @@ def run_job(store: LabelStore, *, workers: int = 2, threads_per_worker: int = 1,
 
 
 def _dask_label_shard(store_path: str, index: int) -> dict | None:
-    """:func:`~labelgen.run.worker.label_shard` as a Dask task: progress goes to the client as events.
-
-    An interrupted shard returns ``None`` rather than raising, so that a worker
-    shutting down does not log a failed task per shard it was running.
-    """
+    """:func:`~labelgen.run.worker.label_shard` as a Dask task: progress goes to the client as events."""
     from distributed import get_worker
 
     worker = get_worker()
@@ -99,22 +100,25 @@ def _dask_label_shard(store_path: str, index: int) -> dict | None:
     def report(shard: int, counts: Counter) -> None:
         worker.log_event(PROGRESS_TOPIC, {"shard": shard, "counts": dict(counts)})
 
-    try:
-        return label_shard(store_path, index, report)
-    except ShardInterrupted:
-        return None
-    except OSError as error:
-        if no_space_error(error) is None:
-            raise
-        return _DiskFull.of(error)
+    return _task_outcome(label_shard, store_path, index, report)
 
 
 def _dask_label_image(store_path: str, row: int):
-    """:func:`~labelgen.run.worker.label_image` as a Dask task (``None`` when interrupted, as for shards)."""
+    """:func:`~labelgen.run.worker.label_image` as a Dask task."""
+    return _task_outcome(label_image, store_path, row)
+
+
+def _task_outcome(label: Callable, *args):
+    """``label(*args)``, or what a Dask task returns instead of raising, so that its worker logs no error:
+    ``None`` when the task was interrupted (a worker shutting down would log every shard it was running),
+    :class:`_DiskFull` when the disk is full and :class:`_CannotStart` when the chain cannot be built (for
+    both, the driver stops the run with one line)."""
     try:
-        return label_image(store_path, row)
+        return label(*args)
     except ShardInterrupted:
         return None
+    except ChainCannotStart as error:
+        return _CannotStart(str(error))
     except OSError as error:
         if no_space_error(error) is None:
             raise
@@ -135,6 +139,16 @@ class _DiskFull:
 
     def error(self) -> OSError:
         return OSError(self.errno, os.strerror(self.errno), self.filename)
+
+
+@dataclass(frozen=True)
+class _CannotStart:
+    """A task's outcome when its worker cannot build the chain: returned, not raised, as :class:`_DiskFull`."""
+
+    message: str
+
+    def error(self) -> ChainCannotStart:
+        return ChainCannotStart(self.message)
 
 
 def _run_on_dask(store: LabelStore, pending: list[int], bar: Progress, workers: int, threads_per_worker: int,
@@ -165,7 +179,7 @@ def _run_on_dask(store: LabelStore, pending: list[int], bar: Progress, workers: 
         if lost:
             _relabel_image_by_image(client, tasks, store, sorted(lost), bar, waiting)
     except BaseException as error:
-        if not isinstance(error, Interrupted) and no_space_error(error) is None:
+        if not isinstance(error, (Interrupted, ChainCannotStart)) and no_space_error(error) is None:
             raise
         # What Dask says while a cluster is torn down under running tasks is noise here:
         # the tasks are being stopped on purpose, and the user gets one line about it.
@@ -208,7 +222,7 @@ def _outcomes(client, tasks: set, function: Callable, path: str, items: list[int
                 outcome = future.result()
             except KilledWorker as error:
                 outcome = error
-            if isinstance(outcome, _DiskFull):
+            if isinstance(outcome, (_DiskFull, _CannotStart)):
                 raise outcome.error()
             tasks.discard(future)
             future.release()
