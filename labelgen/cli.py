@@ -300,13 +300,14 @@ def _shards_done(store, part: tuple[int, int] | None) -> str:
 
 def _prepare_locked(out: Path, job, overwrite: bool, part: tuple[int, int] | None, slots: int):
     """The store for ``job`` at ``out``, created or reopened, with this run's lock held; clear errors otherwise."""
+    from labelgen.model_files import ModelFileMissing
     from labelgen.run import prepare_store
     from labelgen.sources import SourceError
     from labelgen.store import StoreError
 
     try:
         return prepare_store(out, job, overwrite=overwrite, lock=True, part=part, slots=slots)
-    except (SourceError, StoreError) as error:
+    except (SourceError, StoreError, ModelFileMissing) as error:  # the last: its message says what to install
         raise click.ClickException(str(error)) from None
     except OSError as error:  # anything the checks did not foresee about --out: still one line
         raise click.ClickException(f"cannot use {out}: {error.strerror or error}") from None
@@ -315,7 +316,7 @@ def _prepare_locked(out: Path, job, overwrite: bool, part: tuple[int, int] | Non
 def _run_prepared(store, out: Path, part: tuple[int, int] | None, prepare_only: bool, workers: int,
                   threads_per_worker: int, scheduler: str | None, serial: bool, wait_notice_s: float,
                   dashboard: str | None) -> None:
-    from labelgen.run import ClusterError, reset_damaged_shards, run_job, shards_of_part
+    from labelgen.run import ChainCannotStart, ClusterError, reset_damaged_shards, run_job, shards_of_part
     from labelgen.store import StoreDamaged
 
     try:
@@ -337,6 +338,9 @@ def _run_prepared(store, out: Path, part: tuple[int, int] | None, prepare_only: 
                           serial=serial, part=part, wait_notice_s=wait_notice_s, dashboard=dashboard)
     except ClusterError as error:
         raise click.ClickException(str(error)) from None
+    except ChainCannotStart as error:  # every shard would fail alike: one line, what is done stays done
+        raise click.ClickException(f"{error}; {_shards_done(store, part)}, and the same command resumes once "
+                                   f"it is fixed") from None
     seconds = time.perf_counter() - started
     done = store.images_in(pending)
     sizes = store.stored_bytes()

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 
 from labelgen.chain import LabelChain, LabelResult
+from labelgen.run.chain_start import ChainCannotStart, explain
 from labelgen.run.job import Job
 from labelgen.sources import Source
 from labelgen.status import Status
@@ -44,7 +45,12 @@ class ShardInterrupted(Exception):
 
 
 def _worker_state(job: Job) -> tuple[LabelChain, Source]:
-    """The chain and source of this worker thread, built on first use and then reused."""
+    """The chain and source of this worker thread, built on first use and then reused.
+
+    Raises:
+        ChainCannotStart: they cannot be built here (a native library or model file missing, the
+            source unreadable): every shard would fail the same way, so the run stops.
+    """
     fingerprint = json.dumps(job.fingerprint(), sort_keys=True)
     thread = threading.get_ident()
     state = _states.get(thread)
@@ -54,7 +60,10 @@ def _worker_state(job: Job) -> tuple[LabelChain, Source]:
         cv2.setNumThreads(0)  # parallelism comes from Dask workers, not from OpenCV threads
         if state is not None:
             state[1].close()
-        state = (fingerprint, LabelChain(job.config), job.open_source())
+        try:
+            state = (fingerprint, LabelChain(job.config), job.open_source())
+        except Exception as error:  # whatever it is, no image of this job can be labelled by this thread
+            raise ChainCannotStart(explain(error)) from error
         with _states_lock:
             _states[thread] = state
     return state[1], state[2]
@@ -146,6 +155,7 @@ def label_shard(store_path: str, index: int, report: Callable[[int, Counter], No
 
     Raises:
         ShardInterrupted: the process is stopping; the shard stays pending.
+        ChainCannotStart: the chain cannot be built in this process (see :func:`_worker_state`).
     """
     start = time.perf_counter()
     with _shard_task():
@@ -175,6 +185,7 @@ def label_image(store_path: str, row: int) -> LabelResult:
 
     Raises:
         ShardInterrupted: the process is stopping; the image's shard stays pending.
+        ChainCannotStart: the chain cannot be built in this process (see :func:`_worker_state`).
     """
     with _shard_task():
         store = LabelStore(store_path, mode="r")
