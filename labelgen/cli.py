@@ -6,6 +6,7 @@ Commands:
   show      an overlay grid of a store's labels, as a PNG
   report    one self-contained HTML page about a store: run, statuses, distributions, examples, failures
   verify    check every chunk of a store against its shards' checksums; --repair makes damaged shards pending
+  unlock    remove the run locks of a store on object storage whose runs are gone
   label     run the chain on single images (no Dask) and write PNGs + JSON
   teachers  the teachers that ship with labelgen, with their headline numbers
 
@@ -203,7 +204,9 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
               help="Corpus root (folder; a .tsv or .rec file for those formats).")
 @click.option("--source-option", "source_options", multiple=True, metavar="NAME=VALUE",
               help="Reader option, e.g. bbox_csv=/data/vggface2/loose_bb_train.csv or identity_from_folder=true.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="The Zarr store to create or resume.")
+@click.option("--out", type=str, required=True,
+              help="The Zarr store to create or resume: a folder, or an fsspec URL such as s3://bucket/labels.zarr "
+                   "(credentials and AWS_ENDPOINT_URL from the environment; docs/store.md).")
 @click.option("--teacher", default=DEFAULT_TEACHER, show_default=True, help=_TEACHER_HELP)
 @click.option("--detector", type=_DETECTOR_CHOICE, default=None,
               help=_DETECTOR_HELP + f" Default: {DEFAULT_DETECTOR} for a new store; a resumed store keeps the "
@@ -382,7 +385,7 @@ def _format_counts(counts: dict) -> str:
     return ", ".join(f"{name} {count}" for name, count in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def _open_store(path: Path):
+def _open_store(path: str):
     from labelgen.store import LabelStore, StoreError
 
     try:
@@ -398,8 +401,8 @@ def _histogram(values: np.ndarray, bins: list[float], labels: list[str]) -> str:
 
 
 @main.command()
-@click.argument("store_path", type=click.Path(path_type=Path))
-def stats(store_path: Path) -> None:
+@click.argument("store_path", type=str)
+def stats(store_path: str) -> None:
     """Counts per status, blobs per image and occlusion fractions of STORE_PATH."""
     from labelgen.report import occluded_fractions
     from labelgen.status import Status
@@ -441,12 +444,12 @@ def _echo_integrity(store, unverifiable: list) -> None:
 
 
 @main.command()
-@click.argument("store_path", type=click.Path(path_type=Path))
+@click.argument("store_path", type=str)
 @click.option("--repair", is_flag=True,
               help="Make the damaged shards pending again (status and completion record), so that the next "
                    "'labelgen run' of the command that made the store relabels exactly those; restore damaged "
                    "array metadata from the copy the store keeps.")
-def verify(store_path: Path, repair: bool) -> None:
+def verify(store_path: str, repair: bool) -> None:
     """Check every done shard of STORE_PATH against what its completion record says it wrote.
 
     Every chunk is read and its size and CRC-32C compared with the record:
@@ -460,7 +463,7 @@ def verify(store_path: Path, repair: bool) -> None:
       labelgen verify labels.zarr --repair && labelgen run --source casia --root DIR --out labels.zarr
     """
     from labelgen.run import reset_damaged_shards
-    from labelgen.run_lock import FolderLock, FolderLocked
+    from labelgen.run_lock import FolderLocked, lock_for
     from labelgen.store import LabelStore, StoreDamaged, StoreError, repair_metadata
 
     lock = None
@@ -470,7 +473,7 @@ def verify(store_path: Path, repair: bool) -> None:
                 LabelStore(store_path, mode="r")  # not a label store at all: said before a lock is taken in it
             except StoreDamaged:
                 pass  # a label store with damaged metadata: what --repair restores
-            lock = FolderLock(store_path, holder="labelgen verify --repair").acquire()
+            lock = lock_for(store_path, holder="labelgen verify --repair").acquire()
             for name in repair_metadata(store_path):
                 click.echo(f"restored the metadata of array '{name}' from the store's consolidated copy")
         store = LabelStore(store_path, mode="r+" if repair else "r")
@@ -499,14 +502,38 @@ def verify(store_path: Path, repair: bool) -> None:
 
 
 @main.command()
-@click.argument("store_path", type=click.Path(path_type=Path))
+@click.argument("store_url")
+def unlock(store_url: str) -> None:
+    """Remove the run locks of STORE_URL, a store on object storage, whose runs are gone.
+
+    A run refused because another holds a store on object storage names that
+    run (host, pid, start, command). A run of this host that died is found
+    and its lock taken over by itself; one of another machine cannot be
+    checked from here. Run this only when that run is known to be gone.
+    Local stores need it never: their locks end with the process.
+    """
+    from labelgen.locations import is_url
+    from labelgen.object_lock import remove_locks
+
+    if not is_url(store_url):
+        raise click.ClickException(f"{store_url} is a folder: its locks end with the run that holds them, "
+                                   f"there is nothing to remove")
+    try:
+        removed = remove_locks(store_url)
+    except (OSError, ValueError) as error:
+        raise click.ClickException(f"cannot remove the locks of {store_url}: {error}") from None
+    click.echo(f"{store_url}: removed {', '.join(removed)}" if removed else f"{store_url}: no run lock")
+
+
+@main.command()
+@click.argument("store_path", type=str)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("grid.png"), show_default=True)
 @click.option("--n", "count", default=64, show_default=True, help="Number of images in the grid.")
 @click.option("--status", "status_name", default="ok", show_default=True,
               help="Only images with this status (ok, no_face, ...). Non-ok images have no crop to show.")
 @click.option("--occluded", is_flag=True, help="Only images with at least one occlusion blob.")
 @click.option("--columns", default=8, show_default=True)
-def show(store_path: Path, out: Path, count: int, status_name: str, occluded: bool, columns: int) -> None:
+def show(store_path: str, out: Path, count: int, status_name: str, occluded: bool, columns: int) -> None:
     """Write an overlay grid of STORE_PATH's crops and labels to a PNG.
 
     Each crop has its key and occluded % above it; a legend of the colours and
@@ -540,14 +567,14 @@ def show(store_path: Path, out: Path, count: int, status_name: str, occluded: bo
 
 
 @main.command()
-@click.argument("store_path", type=click.Path(path_type=Path))
+@click.argument("store_path", type=str)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("report.html"), show_default=True,
               help="The HTML file to write (pictures are embedded: one file to keep or send).")
 @click.option("--examples", default=16, show_default=True, help="Example images per status.")
 @click.option("--max-images", default=10_000, show_default=True,
               help="Read label maps (occluded fractions, most/least occluded) of at most this many ok rows: "
                    "the first ones, a uniform sample since the manifest is shuffled.")
-def report(store_path: Path, out: Path, examples: int, max_images: int) -> None:
+def report(store_path: str, out: Path, examples: int, max_images: int) -> None:
     """Write a browsable HTML report of STORE_PATH.
 
     The run (job, teacher, models and hashes, time, bytes per image), counts

@@ -43,6 +43,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.metadata import ArrayV3Metadata
 from zarr.core.sync import sync
 
+BUFFERS = default_buffer_prototype()  # how the store hands over and takes bytes
 CHECKSUM = "crc32c"  # of the stored (encoded) bytes of a chunk
 CONCURRENT_KEYS = 256  # store queries in flight at once (object storage answers them in parallel)
 
@@ -66,6 +67,14 @@ def _gather(coroutines: list[Coroutine]) -> list:
         return await asyncio.gather(*(one(c) for c in coroutines), return_exceptions=True)
 
     return run(bounded())
+
+
+def list_keys(store, prefix: str) -> list[str]:
+    """The keys of ``store`` that start with ``prefix`` (the completion records: ``"shards/"``)."""
+    async def listed() -> list[str]:
+        return [key async for key in store.list_prefix(prefix)]
+
+    return run(listed())
 
 
 def chunk_keys(group: zarr.Group, names: Iterable[str], rows: slice) -> list[str]:

@@ -41,7 +41,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from labelgen import __version__
+from labelgen import __version__, locations
 from labelgen.overlay import LEGEND, OCCLUDED_MEANING, LegendEntry, crop_legend, occluded_fraction, overlay_labels
 from labelgen.stages.crop import CropTransform
 from labelgen.stages.pose import euler_degrees
@@ -285,7 +285,7 @@ def _summary_section(store: LabelStore, facts: StoreFacts) -> str:
     per_image = ", ".join(f"{name} {size / max(store.count, 1):,.0f}"
                           for name, size in sorted(sizes.items(), key=lambda kv: -kv[1])[:3])
     rows = [
-        ("store", _code(store.path.resolve())),
+        ("store", _code(store.location)),
         ("images", f"{store.count:,}"),
         ("source", f"{source.get('name', source.get('source', job.get('source', '?')))}"
                    f"{'  ' + str(source.get('root')) if source.get('root') else ''}"),
@@ -430,7 +430,7 @@ def render_report(store: LabelStore, facts: StoreFacts, examples: int = 16, max_
     nav = "".join(f'<a href="#{name}">{title}</a>' for name, title in SECTIONS.items())
     body = "".join(f'<section id="{name}"><h2>{SECTIONS[name]}</h2>{content}</section>'
                    for name, content in sections.items())
-    title = f"Label store report: {store.path.name}"
+    title = f"Label store report: {locations.name(store.location)}"
     ok = int((facts.status == Status.OK).sum())
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -1,7 +1,9 @@
 """The lock a run holds on its folder, so two runs never work on one folder.
 
 ``labelgen run`` locks its label store (a ``--part K/N`` run only its part of
-it); ``svc-train`` locks its run folder the same way. The lock is a pair of
+it); ``svc-train`` locks its run folder the same way. A store on object
+storage has no folder to ``flock``: :func:`lock_for` gives it an
+:class:`~labelgen.object_lock.ObjectLock` instead. The lock is a pair of
 ``flock`` files in the folder, each naming its holder, so a refused run is
 told who holds the folder, and a killed holder never blocks the next run.
 """
@@ -123,6 +125,18 @@ class FolderLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def lock_for(location: str | Path, part: tuple[int, int] | None = None, holder: str = "labelgen run"):
+    """The run lock of a store: a :class:`FolderLock` for a folder, an
+    :class:`~labelgen.object_lock.ObjectLock` for a store on object storage (a URL)."""
+    from labelgen.locations import is_url
+
+    if is_url(location):
+        from labelgen.object_lock import ObjectLock
+
+        return ObjectLock(str(location), part, holder)
+    return FolderLock(location, part, holder)
 
 
 def holder_record() -> dict:

@@ -31,6 +31,7 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
 import labelgen.integrity as integrity
+import labelgen.locations as locations
 from labelgen.status import Status
 
 T = TypeVar("T")
@@ -217,11 +218,20 @@ def create_store(path: str | Path, entries: Sequence[ManifestEntry], *, crop_siz
     a half-made one that every rerun refuses. ``entries`` must already be in
     manifest order (see :func:`shuffled_order`).
 
+    On object storage (``path`` a URL) nothing can be renamed: the store is
+    built in place and its group attributes (``kind`` and the rest) are written
+    last, so a killed creation leaves a group marked ``creating``, which
+    :func:`unfinished_creation` recognises and the next creation removes (the
+    caller holds the store's run lock, see :mod:`labelgen.object_lock`).
+
     Raises:
         StoreError: ``path`` exists and is not an empty folder (possibly
             because another process created it first), or its folder is not
             writable.
     """
+    if locations.is_url(path):
+        return _create_at_url(locations.normalise(path), entries, crop_size=crop_size, shard_size=shard_size,
+                              attributes=attributes)
     path = Path(path).absolute()
     if path.exists() and not (path.is_dir() and not any(path.iterdir())):
         raise StoreError(f"{path} already exists and is not empty")
@@ -244,6 +254,52 @@ def create_store(path: str | Path, entries: Sequence[ManifestEntry], *, crop_siz
         shutil.rmtree(building, ignore_errors=True)
         raise
     return LabelStore(path)
+
+
+def _create_at_url(url: str, entries: Sequence[ManifestEntry], *, crop_size: int, shard_size: int,
+                   attributes: dict) -> "LabelStore":
+    """:func:`create_store` on object storage: built in place, its attributes last."""
+    if unfinished_creation(url):
+        remove_store_objects(url)
+    elif store_objects(url):
+        raise StoreError(f"{url} already exists and is not empty")
+    try:
+        _build(url, entries, crop_size=crop_size, shard_size=shard_size, attributes=attributes)
+    except OSError as error:
+        raise StoreError(f"cannot create {url}: {error.strerror or error}") from None
+    return LabelStore(url)
+
+
+def store_objects(url: str) -> list[str]:
+    """The objects under ``url``, as keys relative to it, except the run lock's (see :mod:`labelgen.object_lock`)."""
+    fs, root = locations.filesystem(url)
+    try:
+        found = fs.find(root)
+    except FileNotFoundError:
+        return []
+    keys = [key[len(root.rstrip("/")) + 1:] for key in found if key.startswith(root.rstrip("/") + "/")]
+    return [key for key in keys if not key.startswith(LOCK_OBJECT_PREFIX)]
+
+
+LOCK_OBJECT_PREFIX = "run."  # run.lock, run.part-K-of-N.lock and their takeover markers
+
+
+def unfinished_creation(url: str) -> bool:
+    """Whether ``url`` holds a store whose creation on object storage was cut off (see :func:`create_store`)."""
+    fs, root = locations.filesystem(url)
+    try:
+        document = json.loads(fs.cat_file(f"{root.rstrip('/')}/zarr.json"))
+    except (FileNotFoundError, ValueError):
+        return False
+    return bool(document.get("attributes", {}).get("creating"))
+
+
+def remove_store_objects(url: str) -> None:
+    """Delete the objects of the store at ``url``, except the run lock the caller holds."""
+    fs, root = locations.filesystem(url)
+    keys = [f"{root.rstrip('/')}/{key}" for key in store_objects(url)]
+    if keys:
+        fs.rm(keys)
 
 
 BUILD_PREFIX = ".{name}.creating-"  # + host-pid: a store being built, renamed into place when whole
@@ -275,9 +331,12 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _build(path: Path, entries: Sequence[ManifestEntry], *, crop_size: int, shard_size: int,
+def _build(path: Path | str, entries: Sequence[ManifestEntry], *, crop_size: int, shard_size: int,
            attributes: dict) -> None:
-    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    # "creating" until the attributes are written, last (on object storage a cut-off build stays recognisable)
+    # (mode "a": on object storage the prefix already holds the run lock's object)
+    group = zarr.open_group(locations.zarr_store(str(path), read_only=False), mode="a", zarr_format=3,
+                            attributes={"creating": True})
     count = len(entries)
     for name, spec in array_specs(crop_size).items():
         _create_array(group, name, count, shard_size, spec)
@@ -293,13 +352,14 @@ def _build(path: Path, entries: Sequence[ManifestEntry], *, crop_size: int, shar
             if entry.hint:
                 hints[row] = entry.hint
         group["box_hint"][:] = hints
-    group.attrs.update({
+    group.attrs.put({
         "kind": STORE_KIND, "schema_version": SCHEMA_VERSION, "count": count, "crop_size": crop_size,
         "shard_size": shard_size, "classes": CLASS_MEANINGS,
         "status_codes": {status.label: int(status) for status in Status},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **attributes,
     })
-    (path / "shards").mkdir()
+    if not locations.is_url(str(path)):
+        (path / "shards").mkdir()
 
 
 @dataclass(frozen=True)
@@ -348,7 +408,7 @@ def repair_metadata(path: str | Path) -> list[str]:
     Raises:
         StoreDamaged: an array's metadata is damaged and the store keeps no copy of it.
     """
-    store = zarr.open_group(str(path), mode="r+", zarr_format=3).store
+    store = zarr.open_group(locations.zarr_store(str(path), read_only=False), mode="r+", zarr_format=3).store
     damaged = integrity.metadata_problems(store, ARRAY_NAMES)
     lost = [problem for name, problem in damaged.items() if not integrity.restore_metadata(store, name)]
     if lost:
@@ -371,9 +431,17 @@ class LabelStore:
     :meth:`skip_damaged`): their rows read as the fill value, and their status as
     :attr:`~labelgen.status.Status.DAMAGED`.
 
+    Everything it reads and writes, completion records included, goes through
+    the Zarr store, so a store on object storage (a URL, see
+    :mod:`labelgen.locations`) works as a folder does.
+
     Args:
-        path: the store folder.
+        path: the store folder, or its URL.
         mode: ``"r"`` to read, ``"r+"`` to write shards.
+
+    Attributes:
+        path: the store as given (a :class:`~pathlib.Path` for a folder, the URL for object storage), for messages.
+        location: the store's absolute path or URL, as text (what Dask workers are given).
 
     Raises:
         StoreError: ``path`` is not a label store of this schema version.
@@ -381,14 +449,21 @@ class LabelStore:
     """
 
     def __init__(self, path: str | Path, mode: str = "r+"):
-        self.path = Path(path)
-        if not (self.path / "zarr.json").is_file():
+        self.path = str(path).rstrip("/") if locations.is_url(path) else Path(path)
+        self.location = locations.normalise(path)
+        try:
+            store = locations.zarr_store(self.location, read_only=mode == "r")
+            found = integrity.run(store.exists("zarr.json"))
+        except (OSError, ValueError) as error:
+            raise StoreError(f"{self.path} cannot be read: {str(error).splitlines()[0] if str(error) else error}"
+                             ) from None
+        if not found:
             raise StoreError(f"{self.path} is not a Zarr v3 label store (no zarr.json); "
                              f"create one with 'labelgen run --out {self.path}'")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.group = zarr.open_group(str(self.path), mode=mode, zarr_format=3)
+                self.group = zarr.open_group(store, mode=mode, zarr_format=3)
         except Exception as error:
             raise StoreError(f"{self.path} cannot be opened as a Zarr v3 group: "
                              f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from error
@@ -423,13 +498,14 @@ class LabelStore:
         """How many images (rows) these shards hold together (the last shard may be short)."""
         return sum(len(range(*self.shard_rows(index).indices(self.count))) for index in shards)
 
-    def _record_path(self, index: int) -> Path:
-        return self.path / "shards" / f"{index:06d}.json"
+    @staticmethod
+    def _record_key(index: int) -> str:
+        return f"shards/{index:06d}.json"
 
     def done_shards(self) -> set[int]:
         """Shards with a completion record (:meth:`check_shards` says whether what they wrote is still there)."""
-        folder = self.path / "shards"
-        return {int(p.stem) for p in folder.glob("*.json")} if folder.is_dir() else set()
+        names = [key.rsplit("/", 1)[-1] for key in integrity.list_keys(self.group.store, "shards/")]
+        return {int(name[:-5]) for name in names if name.endswith(".json") and name[:-5].isdigit()}
 
     def pending_shards(self) -> list[int]:
         done = self.done_shards()
@@ -443,7 +519,7 @@ class LabelStore:
         """
         check = self.skip_damaged()
         done = len(check.checked) - len(check.damaged)
-        return {"path": str(self.path.absolute()), "shards_done": done, "shards": self.shard_count,
+        return {"path": self.location, "shards_done": done, "shards": self.shard_count,
                 "shards_damaged": sorted(check.damaged), "complete": done == self.shard_count,
                 "counts": self.summary()}
 
@@ -492,7 +568,15 @@ class LabelStore:
                 f"{'them' if shards > 1 else 'it'}")
 
     def shard_record(self, index: int) -> dict:
-        return json.loads(self._record_path(index).read_text())
+        """Shard ``index``'s completion record.
+
+        Raises:
+            FileNotFoundError: it has none. ValueError: it is not JSON.
+        """
+        document = integrity.run(self.group.store.get(self._record_key(index), prototype=integrity.BUFFERS))
+        if document is None:
+            raise FileNotFoundError(f"{self._record_key(index)} missing")
+        return json.loads(document.to_bytes())
 
     def shard_chunk_keys(self, index: int, names: Iterable[str] = ARRAY_NAMES) -> list[str]:
         """The store keys of the chunks that hold shard ``index``'s rows of the arrays ``names``."""
@@ -502,7 +586,11 @@ class LabelStore:
         """Write the completion record atomically (it exists whole or not at all), with what the shard's rows are
         stored in: every array's chunk key, with the size and CRC-32C of its stored bytes."""
         record = {**record, "chunks": integrity.describe_chunks(self.group.store, self.shard_chunk_keys(index))}
-        target = self._record_path(index)
+        if locations.is_url(self.location):  # an object is written whole or not at all
+            integrity.run(self.group.store.set(self._record_key(index), integrity.BUFFERS.buffer.from_bytes(
+                json.dumps(record, indent=1).encode())))
+            return
+        target = Path(self.location, self._record_key(index))
         temporary = target.with_suffix(f".tmp{os.getpid()}")
         try:
             temporary.write_text(json.dumps(record, indent=1))
@@ -517,7 +605,7 @@ class LabelStore:
         happens next; then the chunks the shard task wrote (the manifest's stay:
         relabelling reads them).
         """
-        self._record_path(index).unlink(missing_ok=True)
+        integrity.run(self.group.store.delete(self._record_key(index)))
         for key in self.shard_chunk_keys(index, [name for name in ARRAY_NAMES if name not in MANIFEST_ARRAYS]):
             integrity.run(self.group.store.delete(key))
 
@@ -659,15 +747,12 @@ class LabelStore:
 
     def stored_bytes(self, names: Iterable[str] | None = None) -> dict[str, int]:
         names = list(names) if names else list(ARRAY_NAMES)
-        sizes = {}
-        for name in names:
-            folder = self.path / name
-            sizes[name] = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-        return sizes
+        fs, root = locations.filesystem(self.location)
+        return {name: int(fs.du(f"{root.rstrip('/')}/{name}")) for name in names}
 
     def consolidate(self, summary: dict) -> None:
         """Record the final summary in the attributes and consolidate the metadata."""
         self.group.attrs.update({"summary": summary})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # consolidated metadata is not (yet) in the v3 spec
-            zarr.consolidate_metadata(str(self.path))
+            zarr.consolidate_metadata(self.group.store)

@@ -45,8 +45,9 @@ def _out_of_space(error: OSError, out: Path) -> str:
 
 
 @click.command(context_settings=CONTEXT)
-@click.option("--labels", type=click.Path(path_type=Path), multiple=True,
-              help="Label store (Zarr) written by 'labelgen run' or 'labelgen synth'; repeat to mix several "
+@click.option("--labels", type=str, multiple=True,
+              help="Label store (Zarr; a folder or a URL such as s3://bucket/labels.zarr) written by 'labelgen run' "
+                   "or 'labelgen synth'; repeat to mix several "
                    "(e.g. pseudo-labels plus exact synthetic labels). Exclusive with --lfw-parts.")
 @click.option("--lfw-parts", is_flag=True,
               help="Supervised training on LFW Part Labels' train split (bg/face/hair); validates on its val split.")
@@ -74,7 +75,7 @@ def _out_of_space(error: OSError, out: Path) -> str:
 @click.option("--val-fraction", default=0.05, show_default=True,
               help="Fraction of the store's OK images held out for validation (deterministic; "
                    "--lfw-parts validates on the official val split instead).")
-@click.option("--val-labels", type=click.Path(path_type=Path), default=None,
+@click.option("--val-labels", type=str, default=None,
               help="Separate validation store; then all of --labels is used for training.")
 @click.option("--val-max-images", type=int, default=None, help="Validate on at most this many images.")
 @click.option("--model", "model_name", default="faceoccnet", show_default=True, help="Registered model name.")
@@ -214,7 +215,7 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, blo
 @click.option("--max-images", type=int, default=None, help="Score only the first N images of the split.")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda > mps > cpu) or a torch device.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the scores here.")
-@click.option("--labels", "store_path", type=click.Path(path_type=Path), default=None,
+@click.option("--labels", "store_path", type=str, default=None,
               help="Score on a label store with exact labels instead (e.g. 'labelgen synth --split test'): "
                    "classes background / face / occlusion.")
 @click.option("--flip-average", is_flag=True,

@@ -80,7 +80,7 @@ def run_job(store: LabelStore, *, workers: int = 2, threads_per_worker: int = 1,
     bar = Progress(store.images_in(pending), progress)
     try:
         if serial:
-            label_in_this_process(str(store.path.absolute()), pending, bar.report_and_refresh, bar.record)
+            label_in_this_process(store.location, pending, bar.report_and_refresh, bar.record)
         elif pending:
             _run_on_dask(store, pending, bar, workers, threads_per_worker, scheduler, wait_notice_s, dashboard)
     finally:
@@ -155,7 +155,7 @@ def _run_on_dask(store: LabelStore, pending: list[int], bar: Progress, workers: 
                  scheduler: str | None, wait_notice_s: float, dashboard: str | None) -> None:
     from distributed import Client, KilledWorker
 
-    path = str(store.path.absolute())  # workers resolve relative paths from their own directory
+    path = store.location  # workers resolve relative paths from their own directory
     cluster = client = None
     tasks: set = set()  # the futures not finished yet, to cancel them if the run is stopped
     try:
@@ -245,7 +245,7 @@ def _relabel_image_by_image(client, tasks: set, store: LabelStore, shards: list[
     from distributed import KilledWorker
 
     start = time.perf_counter()
-    path = str(store.path.absolute())
+    path = store.location
     rows = {index: list(range(*store.shard_rows(index).indices(store.count))) for index in shards}
     bar.note(f"the worker labelling shard{'s' * (len(shards) > 1)} {', '.join(map(str, shards))} died: labelling "
              f"{'their' if len(shards) > 1 else 'its'} {sum(map(len, rows.values()))} images again, each in a task "

@@ -13,12 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labelgen import locations
 from labelgen.chain import ChainConfig, as_recorded_before_the_options
 from labelgen.model_files import centerface_path, face_landmarker_path, file_sha256
-from labelgen.run_lock import FolderLock
+from labelgen.run_lock import FolderLock, lock_for
 from labelgen.sources import Source, open_source
 from labelgen.store import (DEFAULT_SHARD_SIZE, LabelStore, ManifestEntry, ShardCheck, StoreDamaged, StoreError,
-                            create_store, describe_damage, shuffled_order)
+                            create_store, describe_damage, remove_store_objects, shuffled_order, store_objects,
+                            unfinished_creation)
 from labelgen.teachers import resolve
 
 
@@ -90,9 +92,13 @@ def prepare_store(out: str | Path, job: Job, overwrite: bool = False, progress: 
     Creation is atomic (see :func:`~labelgen.store.create_store`): a killed
     creation leaves no store, and the rerun starts again.
 
+    On object storage (``out`` a URL) the run lock is taken first, before
+    the store is looked at or created: nothing there is atomic but the lock
+    object itself (see :mod:`labelgen.object_lock`).
+
     Args:
         out: the store folder (made absolute: Dask workers have their own
-            working directory).
+            working directory), or its URL (``s3://bucket/labels.zarr``).
         job: what to label; a ``shard_size`` of ``None`` is chosen for the
             corpus and ``slots`` (see :meth:`Job.sized`), or taken from the
             store being resumed.
@@ -110,7 +116,16 @@ def prepare_store(out: str | Path, job: Job, overwrite: bool = False, progress: 
             be written. :class:`~labelgen.run_lock.FolderLocked` when another run
             holds the store.
     """
-    out = Path(out).absolute()
+    out = locations.normalise(out)
+    if lock and locations.is_url(out):
+        held = lock_for(out, part).acquire()
+        try:
+            store = prepare_store(out, job, overwrite, progress, lock=False, part=part, slots=slots)
+        except BaseException:
+            held.release()
+            raise
+        store.lock = held
+        return store
     if _holds_a_store(out):
         store = _reopen(out, job, overwrite, lock, part)
         if store is not None:
@@ -132,7 +147,7 @@ def prepare_store(out: str | Path, job: Job, overwrite: bool = False, progress: 
             raise
         return _reopen(out, job, False, lock, part)  # another run created it meanwhile: resume it (or refuse)
     if lock:
-        store.lock = FolderLock(out, part).acquire()
+        store.lock = lock_for(out, part).acquire()
     return store
 
 
@@ -162,7 +177,7 @@ def reset_damaged_shards(store: LabelStore, part: tuple[int, int] | None = None,
     return check
 
 
-def _holds_a_store(out: Path) -> bool:
+def _holds_a_store(out: str) -> bool:
     """Whether ``out`` holds a Zarr store; ``False`` when it is free to create one.
 
     Raises:
@@ -170,6 +185,9 @@ def _holds_a_store(out: Path) -> bool:
             non-empty folder without ``zarr.json``): never deleted, whatever
             the options, since it may be anything.
     """
+    if locations.is_url(out):
+        return _holds_a_store_at_url(out)
+    out = Path(out)
     if not out.exists() and not out.is_symlink():
         return False
     if not out.is_dir():
@@ -185,7 +203,20 @@ def _holds_a_store(out: Path) -> bool:
                      f"(or an empty folder) as --out")
 
 
-def _reopen(out: Path, job: Job, overwrite: bool, lock: bool, part: tuple[int, int] | None) -> LabelStore | None:
+def _holds_a_store_at_url(out: str) -> bool:
+    """:func:`_holds_a_store` on object storage (a store whose creation was cut off is none: it is built again)."""
+    try:
+        keys = store_objects(out)
+    except (OSError, ValueError) as error:
+        raise StoreError(f"cannot use {out}: {str(error).splitlines()[0] if str(error) else error}") from None
+    if not keys or unfinished_creation(out):
+        return False
+    if "zarr.json" in keys:
+        return True
+    raise StoreError(f"{out} holds other objects, not a label store; give a new URL as --out")
+
+
+def _reopen(out: str, job: Job, overwrite: bool, lock: bool, part: tuple[int, int] | None) -> LabelStore | None:
     """The store at ``out`` if it is ``job``'s (locked when asked); ``None`` once ``overwrite`` deleted it."""
     try:
         store = LabelStore(out)
@@ -198,11 +229,14 @@ def _reopen(out: Path, job: Job, overwrite: bool, lock: bool, part: tuple[int, i
     changed = _job_differences(store, job) if store is not None else None
     if changed == []:
         if lock:
-            store.lock = FolderLock(out, part).acquire()
+            store.lock = lock_for(out, part).acquire()
         return store
     if not overwrite:
         raise StoreError(f"{out} was made by a different job (differs in: {', '.join(changed)}); "
                          f"use another --out, or --overwrite to start it again")
+    if locations.is_url(out):
+        remove_store_objects(out)  # prepare_store holds the run lock of a store on object storage
+        return None
     with FolderLock(out):  # never delete a store another run is working on
         shutil.rmtree(out)
     return None
@@ -212,7 +246,7 @@ def stored_setting(out: str | Path, name: str):
     """The labelling setting ``name`` (``detector``, ``max_pixels``) of the label store at ``out``
     (a store made before the option: its value then); ``None`` when ``out`` holds no readable store."""
     try:
-        config = LabelStore(Path(out).absolute(), mode="r").attrs["job"]["config"]
+        config = LabelStore(locations.normalise(out), mode="r").attrs["job"]["config"]
         return as_recorded_before_the_options(config)[name]
     except Exception:  # no store, or not one of ours: prepare_store says what is wrong with it
         return None
