@@ -394,8 +394,7 @@ def _open_store(path: str):
         raise click.ClickException(str(error)) from error
 
 
-def _histogram(values: np.ndarray, bins: list[float], labels: list[str]) -> str:
-    counts, _ = np.histogram(values, bins=bins)
+def _histogram(counts: np.ndarray, labels: list[str]) -> str:
     width = max(counts.max(), 1)
     return "\n".join(f"  {label:>10} {count:>8}  {'#' * int(40 * count / width)}" for label, count in zip(labels, counts))
 
@@ -404,30 +403,37 @@ def _histogram(values: np.ndarray, bins: list[float], labels: list[str]) -> str:
 @click.argument("store_path", type=str)
 def stats(store_path: str) -> None:
     """Counts per status, blobs per image and occlusion fractions of STORE_PATH."""
-    from labelgen.report import occluded_fractions
+    from labelgen.report import occluded_fractions, row_blocks
     from labelgen.status import Status
 
-    def read():
-        status = store.status()
-        ok = np.flatnonzero(status == Status.OK)
-        return status, ok, store.read("blobs", ok), occluded_fractions(store, ok)
+    blob_bins, fraction_bins = [0, 1, 2, 3, 4, 256], [0, 1e-9, 0.1, 0.2, 0.4, 1.0001]
+
+    def read():  # a block of rows at a time: the memory of a block, whatever the store's size
+        codes, blobs, fractions = np.zeros(256, np.int64), np.zeros(len(blob_bins) - 1, np.int64), 0
+        for rows in row_blocks(store):
+            status = store.read("status", rows)
+            codes += np.bincount(status, minlength=256)
+            ok = np.flatnonzero(status == Status.OK)
+            blobs += np.histogram(store.read("blobs", rows)[ok], blob_bins)[0]
+            fractions = fractions + np.histogram(occluded_fractions(store, rows.start + ok), fraction_bins)[0]
+        return codes, blobs, fractions
 
     store = _open_store(store_path)
     check = store.skip_damaged()
-    status, ok, blobs, fractions = store.read_skipping_damage(read)
+    codes, blobs, fractions = store.read_skipping_damage(read)
     damaged = f", {len(store.damage)} damaged" if store.damage else ""
     click.echo(f"{store_path}: {store.count} images, crop {store.crop_size} px, "
                f"{len(check.checked) - len(store.damage)}/{store.shard_count} shards done{damaged}")
     _echo_integrity(store, check.unverifiable)
     _echo_scan_report(store.attrs.get("scan_report"), limit=1000)
-    for code, count in zip(*np.unique(status, return_counts=True)):
-        click.echo(f"  {Status(int(code)).label:>15} {count:>8}  ({100 * count / store.count:.1f}%)")
-    if len(ok) == 0:
+    for code in np.flatnonzero(codes):
+        click.echo(f"  {Status(int(code)).label:>15} {codes[code]:>8}  ({100 * codes[code] / store.count:.1f}%)")
+    if codes[Status.OK] == 0:
         return
     click.echo("occlusion blobs per image:")
-    click.echo(_histogram(blobs, [0, 1, 2, 3, 4, 256], ["0", "1", "2", "3", ">=4"]))
+    click.echo(_histogram(blobs, ["0", "1", "2", "3", ">=4"]))
     click.echo("occluded fraction of the face region:")
-    click.echo(_histogram(fractions, [0, 1e-9, 0.1, 0.2, 0.4, 1.0001], ["0", "<10%", "10-20%", "20-40%", ">=40%"]))
+    click.echo(_histogram(fractions, ["0", "<10%", "10-20%", "20-40%", ">=40%"]))
     sizes = store.stored_bytes()
     click.echo("stored bytes per image: " + ", ".join(
         f"{name} {size / store.count:.0f}" for name, size in sorted(sizes.items(), key=lambda kv: -kv[1])[:4]))

@@ -216,7 +216,8 @@ def create_store(path: str | Path, entries: Sequence[ManifestEntry], *, crop_siz
     The store is built in a hidden sibling folder and renamed into place, so a
     process killed at any moment leaves either no store or a whole one, never
     a half-made one that every rerun refuses. ``entries`` must already be in
-    manifest order (see :func:`shuffled_order`).
+    manifest order: a sequence, or a streamed manifest written a block at a
+    time (:class:`labelgen.manifest.SpooledManifest`, whose order rule new runs use).
 
     On object storage (``path`` a URL) nothing can be renamed: the store is
     built in place and its group attributes (``kind`` and the rest) are written
@@ -273,6 +274,7 @@ def _create_at_url(url: str, entries: Sequence[ManifestEntry], *, crop_size: int
 def store_objects(url: str) -> list[str]:
     """The objects under ``url``, as keys relative to it, except the run lock's (see :mod:`labelgen.object_lock`)."""
     fs, root = locations.filesystem(url)
+    fs.invalidate_cache()  # fsspec caches listings: another process may have written since
     try:
         found = fs.find(root)
     except FileNotFoundError:
@@ -300,6 +302,30 @@ def remove_store_objects(url: str) -> None:
     keys = [f"{root.rstrip('/')}/{key}" for key in store_objects(url)]
     if keys:
         fs.rm(keys)
+
+
+MANIFEST_BLOCK_ROWS = 65_536  # about this many manifest rows are written at once (a whole number of shards)
+
+
+def _manifest_blocks(entries, block_rows: int) -> Iterable[tuple[int, Sequence[ManifestEntry]]]:
+    """``(first row, entries)`` blocks of a manifest: a streamed one's own (``entries.blocks``, see
+    :class:`labelgen.manifest.SpooledManifest`), or slices of a sequence."""
+    if hasattr(entries, "blocks"):
+        return entries.blocks(block_rows)
+    return ((first, entries[first:first + block_rows]) for first in range(0, len(entries), block_rows))
+
+
+def _write_manifest_rows(group: zarr.Group, first: int, entries: Sequence[ManifestEntry]) -> None:
+    """Write the manifest arrays (key, locator, identity, box hint) of rows ``first`` onwards."""
+    rows = slice(first, first + len(entries))
+    for name in STRING_ARRAYS:
+        group[name][rows] = np.array([encode_name(getattr(entry, name)) for entry in entries], dtype=object).astype(str)
+    group["identity"][rows] = np.array([entry.identity for entry in entries], np.int32)
+    hints = np.full((len(entries), 4), np.nan, np.float32)
+    for row, entry in enumerate(entries):
+        if entry.hint:
+            hints[row] = entry.hint
+    group["box_hint"][rows] = hints
 
 
 BUILD_PREFIX = ".{name}.creating-"  # + host-pid: a store being built, renamed into place when whole
@@ -341,17 +367,11 @@ def _build(path: Path | str, entries: Sequence[ManifestEntry], *, crop_size: int
     for name, spec in array_specs(crop_size).items():
         _create_array(group, name, count, shard_size, spec)
     for name, description in STRING_ARRAYS.items():
-        array = group.create_array(name, shape=(count,), dtype=str, chunks=(max(1, min(shard_size, count)),),
-                                   attributes={"description": description})
-        if count:
-            array[:] = np.array([encode_name(getattr(entry, name)) for entry in entries], dtype=object).astype(str)
-    if count:
-        group["identity"][:] = np.array([entry.identity for entry in entries], np.int32)
-        hints = np.full((count, 4), np.nan, np.float32)
-        for row, entry in enumerate(entries):
-            if entry.hint:
-                hints[row] = entry.hint
-        group["box_hint"][:] = hints
+        group.create_array(name, shape=(count,), dtype=str, chunks=(max(1, min(shard_size, count)),),
+                           attributes={"description": description})
+    block_rows = shard_size * max(1, MANIFEST_BLOCK_ROWS // shard_size)  # whole shards: no shard written twice
+    for first, block in _manifest_blocks(entries, block_rows):
+        _write_manifest_rows(group, first, block)
     group.attrs.put({
         "kind": STORE_KIND, "schema_version": SCHEMA_VERSION, "count": count, "crop_size": crop_size,
         "shard_size": shard_size, "classes": CLASS_MEANINGS,
@@ -748,6 +768,7 @@ class LabelStore:
     def stored_bytes(self, names: Iterable[str] | None = None) -> dict[str, int]:
         names = list(names) if names else list(ARRAY_NAMES)
         fs, root = locations.filesystem(self.location)
+        fs.invalidate_cache()  # fsspec caches listings
         return {name: int(fs.du(f"{root.rstrip('/')}/{name}")) for name in names}
 
     def consolidate(self, summary: dict) -> None:

@@ -130,3 +130,19 @@ def test_page_opens_in_headless_chromium_without_console_messages(page, tmp_path
     for name, title in SECTIONS.items():  # the browser parsed every section, with its heading
         assert re.search(rf'<section id="{name}"><h2>{re.escape(html.escape(title))}</h2>', dom.stdout), name
     assert dom.stdout.count("<img") == page.read_text().count("<img")
+
+
+def test_reading_a_block_of_rows_at_a_time_gives_what_one_block_gives(store, monkeypatch):
+    """``report`` and ``stats`` read the per-row arrays a block at a time (their memory does not grow with the
+    store's blocks); blocks of one shard give exactly what one block of the whole store gives."""
+    import labelgen.report as report_module
+
+    whole, stats = gather(store), CliRunner().invoke(main, ["stats", str(store.path)])
+    monkeypatch.setattr(report_module, "READ_ROWS", 1)  # a shard per block
+    assert len(report_module.row_blocks(store)) == store.shard_count > 1
+    blocks = gather(store)
+    for name in ("status", "blobs", "face_size", "angles", "sampled", "occluded_fraction"):
+        np.testing.assert_array_equal(getattr(blocks, name), getattr(whole, name), err_msg=name)
+    again = CliRunner().invoke(main, ["stats", str(store.path)])
+    assert again.exit_code == stats.exit_code == 0 and again.output == stats.output
+    assert "ok" in stats.output and "occluded fraction of the face region" in stats.output

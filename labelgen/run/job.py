@@ -1,7 +1,8 @@
 """What a run labels (:class:`Job`), and its store: created once, then only ever resumed by the same job.
 
 :func:`prepare_store` scans the source once, fixes the manifest (a seeded
-shuffle) and creates the store; on an existing store it checks that the job
+permutation, streamed through disk: see :mod:`labelgen.manifest`) and
+creates the store; on an existing store it checks that the job
 is the same one and otherwise refuses.
 """
 from __future__ import annotations
@@ -15,11 +16,12 @@ from pathlib import Path
 
 from labelgen import locations
 from labelgen.chain import ChainConfig, as_recorded_before_the_options
+from labelgen.manifest import ORDER_RULE, SpooledManifest
 from labelgen.model_files import centerface_path, face_landmarker_path, file_sha256
 from labelgen.run_lock import FolderLock, lock_for
 from labelgen.sources import Source, open_source
-from labelgen.store import (DEFAULT_SHARD_SIZE, LabelStore, ManifestEntry, ShardCheck, StoreDamaged, StoreError,
-                            create_store, describe_damage, remove_store_objects, shuffled_order, store_objects,
+from labelgen.store import (DEFAULT_SHARD_SIZE, LabelStore, ShardCheck, StoreDamaged, StoreError,
+                            create_store, describe_damage, remove_store_objects, store_objects,
                             unfinished_creation)
 from labelgen.teachers import resolve
 
@@ -131,21 +133,20 @@ def prepare_store(out: str | Path, job: Job, overwrite: bool = False, progress: 
         if store is not None:
             return store
     source = job.open_source()
-    entries = _scan(source, progress)
-    job = job.sized(len(entries), slots)
-    order = shuffled_order(len(entries), job.seed)
-    manifest = [entries[i] for i in order]
-    try:
-        store = create_store(out, manifest, crop_size=job.config.crop_size, shard_size=job.shard_size, attributes={
+    with _scan(source, job.seed, progress) as manifest:
+        job = job.sized(len(manifest), slots)
+        attributes = {
             "job": _normalise(job.fingerprint()), "source": source.describe(), "config": job.config.to_dict(),
             "models": model_file_records(job.config), "teacher": resolve(job.config.teacher).record(),
-            "manifest_order": f"numpy default_rng({job.seed}).permutation",
-            "scan_report": source.scan_report.to_dict(),
-        })
-    except StoreError:
-        if not _holds_a_store(out):
-            raise
-        return _reopen(out, job, False, lock, part)  # another run created it meanwhile: resume it (or refuse)
+            "manifest_order": ORDER_RULE.format(seed=job.seed), "scan_report": source.scan_report.to_dict(),
+        }
+        try:
+            store = create_store(out, manifest, crop_size=job.config.crop_size, shard_size=job.shard_size,
+                                 attributes=attributes)
+        except StoreError:
+            if not _holds_a_store(out):
+                raise
+            return _reopen(out, job, False, lock, part)  # another run created it meanwhile: resume it (or refuse)
     if lock:
         store.lock = lock_for(out, part).acquire()
     return store
@@ -272,11 +273,13 @@ def _job_differences(store: LabelStore, job: Job) -> list[str]:
     return sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
 
 
-def _scan(source: Source, progress: bool) -> list[ManifestEntry]:
+def _scan(source: Source, seed: int, progress: bool) -> SpooledManifest:
+    """The source's entries, spooled to disk to be handed out in manifest order (a block in memory at a time)."""
     from tqdm import tqdm
 
-    entries = [ManifestEntry(e.key, e.identity, e.locator, tuple(e.hint))
-               for e in tqdm(source.scan(), desc=f"scanning {source.name}", unit=" files", disable=not progress)]
-    if not entries:
+    manifest = SpooledManifest(tqdm(source.scan(), desc=f"scanning {source.name}", unit=" files",
+                                    disable=not progress), seed)
+    if not len(manifest):
+        manifest.close()
         raise StoreError(f"source {source.name} at {source.root} has no images")
-    return entries
+    return manifest
