@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from labelgen import locations
+import labelgen.locations as locations
 from labelgen.run_lock import FolderLocked, describe_holder, holder_alive, holder_record
 from labelgen.store import StoreError
 
@@ -95,6 +95,9 @@ class ObjectLock:
             return
         except OSError as error:
             raise StoreError(f"cannot create the run lock {locations.join(self.url, name)}: {error}") from None
+        except (ValueError, NotImplementedError) as error:  # no exclusive create: two writers could not be told apart
+            raise StoreError(f"{self.url}: this storage cannot create an object only if it does not exist ({error}), "
+                             f"so a run could not keep others out; use S3 (or a local folder)") from None
         self._held = name
 
     def _take_over(self, name: str, stale: dict) -> None:

@@ -17,6 +17,7 @@ from labelgen.eval.lfw_parts import ROOT_ENV, lfw_parts_location
 REQUIRE_LFW_ENV = "SVC_REQUIRE_LFW"  # .ci/run sets it: there a missing dataset fails instead of skipping
 REQUIRE_BROWSER_ENV = "SVC_REQUIRE_BROWSER"  # .ci/run sets it (and installs Chromium): no skipped browser test
 REQUIRE_TMPFS_ENV = "SVC_REQUIRE_TMPFS"  # .ci/run sets it where it can mount a tmpfs: no skipped disk-full test
+REQUIRE_S3_ENV = "SVC_REQUIRE_S3"  # .ci/run sets it (moto is in the test extra): no skipped object-storage test
 
 
 def _skip_unless_required(reason: str, variable: str) -> None:
@@ -51,6 +52,20 @@ def chromium_or_skip() -> str:
         _skip_unless_required("Chromium not found; apt-get install chromium to run the browser tests",
                               REQUIRE_BROWSER_ENV)
     return found
+
+
+def s3_server_or_skip() -> None:
+    """Check that an S3-compatible server can be started here (moto's, with s3fs to talk to it).
+
+    Skips where moto or s3fs is not installed (both are in the ``test`` extra), or
+    fails under ``SVC_REQUIRE_S3=1``, so CI cannot pass by skipping the object-storage tests.
+    """
+    try:
+        import moto.server  # noqa: F401  (the standalone server: python -m moto.server)
+        import s3fs  # noqa: F401
+    except ImportError as error:
+        _skip_unless_required(f"{error.name} is not installed (pip install -e '.[test]' installs moto[server] and "
+                              f"s3fs); the object-storage tests need them", REQUIRE_S3_ENV)
 
 
 @contextlib.contextmanager

@@ -98,11 +98,14 @@ def test_stages_import_no_store_run_or_evaluation_kit():
                                           "labelgen.chain", "labelgen.cli", "train")) == []
 
 
-@pytest.mark.parametrize("module", ["labelgen/store.py", "labelgen/run_lock.py", "labelgen/integrity.py"])
+@pytest.mark.parametrize("module", ["labelgen/store.py", "labelgen/run_lock.py", "labelgen/integrity.py",
+                                    "labelgen/object_lock.py", "labelgen/locations.py"])
 def test_the_store_imports_no_algorithm(module):
-    """Of labelgen the schema, its lock and its chunk checks import only each other and the status codes."""
+    """Of labelgen the schema, its locks, its chunk checks and where stores are (a folder or a URL) import only
+    each other and the status codes."""
     others = [name for name, _ in project_imports(module)[module] if within(name, ("labelgen",))
-              and not within(name, ("labelgen.status", "labelgen.store", "labelgen.integrity"))]
+              and not within(name, ("labelgen.status", "labelgen.store", "labelgen.integrity", "labelgen.run_lock",
+                                    "labelgen.object_lock", "labelgen.locations"))]
     assert others == []
 
 
