@@ -33,6 +33,9 @@ from labelgen.run_lock import FolderLocked, describe_holder, holder_alive, holde
 from labelgen.store import StoreError
 
 LOCK_OBJECT = "run.lock"
+# Filesystems whose exclusive create is one atomic request (S3: a conditional put). fsspec's generic
+# "xb" checks and then writes, which two runs can pass together: runs on other schemes are refused.
+EXCLUSIVE_CREATE = ("s3", "s3a")
 
 
 def part_lock_name(part: tuple[int, int]) -> str:
@@ -54,6 +57,11 @@ class ObjectLock:
         self.holder = holder
         self.fs, root = locations.filesystem(self.url)
         self.root = root.rstrip("/")
+        protocols = (self.fs.protocol,) if isinstance(self.fs.protocol, str) else tuple(self.fs.protocol)
+        if not set(protocols) & set(EXCLUSIVE_CREATE):
+            raise StoreError(f"{self.url}: a run needs a lock that only one run can take, which this project makes "
+                             f"on S3 (s3://, any S3-compatible server) and in local folders; "
+                             f"{protocols[0]}:// stores can be read, not labelled into")
         self.record = {**holder_record(), "id": uuid.uuid4().hex}
         self._held: str | None = None  # the name of the lock object we created
 
@@ -95,9 +103,9 @@ class ObjectLock:
             return
         except OSError as error:
             raise StoreError(f"cannot create the run lock {locations.join(self.url, name)}: {error}") from None
-        except (ValueError, NotImplementedError) as error:  # no exclusive create: two writers could not be told apart
-            raise StoreError(f"{self.url}: this storage cannot create an object only if it does not exist ({error}), "
-                             f"so a run could not keep others out; use S3 (or a local folder)") from None
+        except (ValueError, NotImplementedError) as error:  # an S3-compatible server without conditional puts
+            raise StoreError(f"{self.url}: the server cannot create an object only if it does not exist ({error}), "
+                             f"so a run could not keep others out") from None
         self._held = name
 
     def _take_over(self, name: str, stale: dict) -> None:

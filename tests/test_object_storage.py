@@ -274,3 +274,9 @@ def test_a_small_run_on_object_storage_equals_the_same_run_into_a_folder_and_rea
     verified = invoke("verify", url)
     assert verified.exit_code == 0 and "intact, 0 damaged" in verified.output, verified.output
     assert not [key for key in objects(s3, url) if key.startswith("run.")]
+
+
+def test_a_scheme_without_an_atomic_exclusive_create_is_read_but_never_labelled_into(tmp_path):
+    """fsspec's generic 'xb' checks, then writes: two runs could both pass, so no run takes such a store."""
+    assert_one_error_line(invoke(*RUN, "--serial", "--prepare-only", "--out", "memory://labels.zarr"),
+                          "memory:// stores can be read, not labelled into")
