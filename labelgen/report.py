@@ -86,6 +86,12 @@ class StoreFacts:
     def name(self, code: int) -> str:
         return self.names.get(int(code), f"code {int(code)}")
 
+    def status_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """The codes present and their row counts, by code (``np.unique`` would sort a copy of the rows)."""
+        counts = np.bincount(self.status, minlength=256)
+        codes = np.flatnonzero(counts)
+        return codes, counts[codes]
+
 
 def status_names(store: LabelStore) -> dict[int, str]:
     """Status code -> name, from the store's own table (a store outlives code changes)."""
@@ -324,7 +330,7 @@ def _summary_section(store: LabelStore, facts: StoreFacts) -> str:
 
 
 def _statuses_section(facts: StoreFacts) -> str:
-    codes, counts = np.unique(facts.status, return_counts=True)
+    codes, counts = facts.status_counts()
     total = max(len(facts.status), 1)
     widest = max(counts.max(), 1) if len(counts) else 1
     rows = []
@@ -390,7 +396,7 @@ def _ok_figures(store: LabelStore, facts: StoreFacts, rows: np.ndarray) -> str:
 
 def _examples_section(store: LabelStore, facts: StoreFacts, count: int) -> str:
     parts = []
-    codes, counts = np.unique(facts.status, return_counts=True)
+    codes, counts = facts.status_counts()
     for code, total in sorted(zip(codes, counts), key=lambda item: (item[0] != Status.OK, -item[1])):
         if code in (Status.PENDING, Status.DAMAGED):
             continue
@@ -423,7 +429,9 @@ def _occlusion_section(store: LabelStore, facts: StoreFacts, count: int) -> str:
 
 
 def _failures_section(store: LabelStore, facts: StoreFacts, limit: int) -> str:
-    failed = np.flatnonzero(~np.isin(facts.status, [Status.OK, Status.PENDING, Status.DAMAGED]))
+    is_failure = np.ones(256, bool)
+    is_failure[[Status.OK, Status.PENDING, Status.DAMAGED]] = False
+    failed = np.flatnonzero(is_failure[facts.status])  # a table, not np.isin: no per-row copies of the codes
     if len(failed) == 0:
         return '<p class="note">no failures</p>'
     shown = failed[:limit]

@@ -188,7 +188,7 @@ class ManifestEntry:
 
 
 def shuffled_order(count: int, seed: int) -> np.ndarray:
-    """The manifest's deterministic permutation of the source order."""
+    """The order of stores made before :mod:`labelgen.manifest`'s rule (synth's small stores still use it)."""
     return np.random.default_rng(seed).permutation(count)
 
 
