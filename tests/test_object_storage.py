@@ -280,3 +280,14 @@ def test_a_scheme_without_an_atomic_exclusive_create_is_read_but_never_labelled_
     """fsspec's generic 'xb' checks, then writes: two runs could both pass, so no run takes such a store."""
     assert_one_error_line(invoke(*RUN, "--serial", "--prepare-only", "--out", "memory://labels.zarr"),
                           "memory:// stores can be read, not labelled into")
+
+
+def test_another_job_on_an_object_storage_store_is_refused_and_overwrite_replaces_it(s3):
+    url = f"s3://{BUCKET}/replaced.zarr"
+    assert invoke(*RUN, "--serial", "--prepare-only", "--out", url).exit_code == 0
+    other = ["run", "--source", "sample", "--teacher", "hull", "--shard-size", "4", "--serial", "--prepare-only"]
+    assert_one_error_line(invoke(*other, "--out", url), "was made by a different job (differs in: shard_size)",
+                          "--overwrite")
+    replaced = invoke(*other, "--overwrite", "--out", url)
+    assert replaced.exit_code == 0, replaced.output
+    assert LabelStore(url, mode="r").shard_size == 4 and not [key for key in objects(s3, url) if key.startswith("run.")]
