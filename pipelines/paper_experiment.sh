@@ -26,7 +26,7 @@
 #   WORKERS=2 (labelling processes), BATCH=32,
 #   PARALLEL=2 (trainings run side by side, one torch thread each: on a 2-core CPU this keeps both cores busy
 #   without two runs' threads contending; PARALLEL=1 trains one at a time with torch's default threads).
-# Smoke test (tests/test_paper_experiment.py): LIMIT=N takes the first N faces of each split and MAX_STEPS=N stops
+# Smoke test (tests/pipelines/test_paper_experiment.py): LIMIT=N takes the first N faces of each split and MAX_STEPS=N stops
 #   each training after N steps; their numbers mean nothing.
 set -euo pipefail
 out=${1:-out/paper}

@@ -27,7 +27,7 @@
 #   WIDTH=0.5 (the pre-trained model's), SEEDS="0 1", EPOCHS=10, BATCH=32 (the paper: 128), BLOBS=classes
 #   (the default-mode consensus and ce-blob rows; 'components' for connected components), LR=1e-4,
 #   PARALLEL=2 (trainings side by side, one torch thread each; 1: one at a time with torch's default threads).
-# Smoke test (tests/test_paper_table3.py): LIMIT=N scores the first N test faces, MAX_STEPS=N stops each training
+# Smoke test (tests/pipelines/test_paper_table3.py): LIMIT=N scores the first N test faces, MAX_STEPS=N stops each training
 #   after N steps; their numbers mean nothing.
 set -euo pipefail
 out=${1:-out/table3}

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from helpers import lfw_parts_or_skip
+from tests.helpers import lfw_parts_or_skip
 
 RECORDIO_MAGIC = struct.pack("<I", 0xCED7230A)
 _IRHEADER = struct.Struct("<IfQQ")

@@ -7,12 +7,15 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from labelgen.eval.lfw_parts import ROOT_ENV, lfw_parts_location
+
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the project's checkout, whatever test file asks
 
 REQUIRE_LFW_ENV = "SVC_REQUIRE_LFW"  # .ci/run sets it: there a missing dataset fails instead of skipping
 REQUIRE_BROWSER_ENV = "SVC_REQUIRE_BROWSER"  # .ci/run sets it (and installs Chromium): no skipped browser test
@@ -149,3 +152,31 @@ def as_made_before_the_option(store, setting: str) -> None:
     job["config"] = {name: value for name, value in job["config"].items() if name != setting}
     config.pop(setting)
     store.group.attrs.update({"job": job, "config": config})
+
+
+# -- assertions shared by the fault tests ---------------------------------------------------------
+def assert_stores_equal(a: Path, b: Path) -> None:
+    """Two stores hold the same rows, array by array (the schema's arrays at 128 px, keys, locators)."""
+    from labelgen.store import LabelStore, array_specs
+
+    first, second = LabelStore(a, mode="r"), LabelStore(b, mode="r")
+    for name in list(array_specs(128)) + ["key", "locator"]:
+        np.testing.assert_array_equal(first.read(name, slice(None)), second.read(name, slice(None)), err_msg=name)
+
+
+def wait_for(condition, process: subprocess.Popen, timeout: float = 300) -> None:
+    """Polls ``condition`` while the run ``process`` is alive, failing if it ends first or times out."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, f"the run ended early: {process.communicate()[1][-2000:]}"
+        assert time.monotonic() < deadline, "timed out waiting for the run"
+        time.sleep(0.02)
+
+
+def assert_one_error_line(result, *phrases: str) -> None:
+    """A click result that failed with exactly one ``Error:`` line holding every phrase, and no traceback."""
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    for phrase in phrases:
+        assert phrase in lines[0], lines[0]

@@ -18,8 +18,9 @@ import ast
 from pathlib import Path
 
 import pytest
+from tests.helpers import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:

@@ -1,8 +1,9 @@
 """The project's promises about itself: README commands, CI and Docker agree."""
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO_ROOT
+
+ROOT = REPO_ROOT
 
 
 def readme_commands() -> list[str]:

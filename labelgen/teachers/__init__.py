@@ -58,7 +58,7 @@ class ShippedTeacher:
         classes: names of the output channels, in order.
         face_class: output channel that means "visible face".
         headline: a few measured numbers, as text (the model card says how they were measured).
-        quality_guard: what ``tests/test_shipped_teacher.py`` holds the file to: the chain's
+        quality_guard: what ``tests/labelgen/test_shipped_teacher.py`` holds the file to: the chain's
             pooled IoUs on the first ``faces`` synthetic val faces with held-out occluder
             ``families`` (``labelgen eval-labels --split val``), as measured for the card.
         licence: terms the weights carry.

@@ -12,7 +12,7 @@ each op, which onnxruntime fuses into int8 kernels). The first and last
 convolutions see the raw image and make the logits, where int8 rounding costs
 the most; ``keep_ends_float`` leaves them in float32.
 
-Example (needs a model; see tests/test_teacher_quantize.py)::
+Example (needs a model; see tests/labelgen/test_teacher_quantize.py)::
 
     crops = [crop for crop in face_crops]                      # uint8 RGB H x W x 3
     quantize_teacher("teacher.onnx", "teacher-int8.onnx", crops, method="percentile", keep_ends_float=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from corpus_builders import (
+from tests.corpus_builders import (
     RECORDIO_MAGIC,
     BuiltCorpus,
     build_casia,

@@ -15,9 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import lfw_parts_or_skip
+import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO_ROOT, lfw_parts_or_skip
+
+REPO = REPO_ROOT
 SCRIPT = REPO / "pipelines" / "paper_experiment.sh"
 
 
@@ -29,6 +31,7 @@ def run_script(out: Path, lfw: Path, **settings: str) -> subprocess.CompletedPro
     return subprocess.run(["bash", str(SCRIPT), str(out)], env=env, capture_output=True, text=True, timeout=900)
 
 
+@pytest.mark.slow  # about 2 minutes on an idle 2-core machine, 6 under load
 def test_paper_experiment_runs_every_step_and_resumes(tmp_path):
     lfw = lfw_parts_or_skip()
     out = tmp_path / "paper"

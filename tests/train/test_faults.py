@@ -19,7 +19,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from helpers import fill_up, small_file_system
+from tests.helpers import fill_up, small_file_system
 from train.cli import main
 from train.datasets.synthetic import make_synthetic_store
 from train.engine.logs import read_metrics

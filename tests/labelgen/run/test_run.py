@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from corpus_builders import (build_casia, build_folder, build_lfw, build_recordio, build_tsv, build_vggface2,
+from tests.corpus_builders import (build_casia, build_folder, build_lfw, build_recordio, build_tsv, build_vggface2,
                              corrupt_images, lfw_images)
 
 from labelgen.chain import ChainConfig

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,8 +19,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import s3_server_or_skip
-from test_faults import assert_one_error_line, assert_stores_equal, wait_for
+from tests.helpers import assert_one_error_line, assert_stores_equal, s3_server_or_skip, wait_for
 
 from labelgen.cli import main
 from labelgen.store import LabelStore

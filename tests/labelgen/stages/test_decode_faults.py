@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from helpers import as_made_before_the_option
+from tests.helpers import as_made_before_the_option
 from PIL import Image
 
 from labelgen.chain import ChainConfig, LabelChain

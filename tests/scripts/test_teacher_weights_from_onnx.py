@@ -1,14 +1,14 @@
 """scripts/teacher_weights_from_onnx.py: the shipped teacher's weights, recovered from its ONNX file, are exact."""
 
 import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 
 from train.checkpoint import model_from_checkpoint, save_checkpoint
+from tests.helpers import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 SHIPPED = REPO / "labelgen" / "teachers" / "faceocc-w05-v1.onnx"
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

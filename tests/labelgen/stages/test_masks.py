@@ -10,7 +10,7 @@ from labelgen.stages.components import label_occlusions, min_blob_area
 from labelgen.stages.crop import aligned_crop_transform, crop_image, crop_labels, labels_to_image
 from labelgen.stages.hull import fill_convex_hull
 from labelgen.stages.residual import MorphologyConfig, occlusion_residual, scaled_kernels
-from helpers import iou
+from tests.helpers import iou
 
 
 def test_hull_of_a_real_projected_contour_matches_skimage(chain, astronaut):

@@ -1,7 +1,6 @@
 """Tests for train.cli: help texts, clear errors, and train -> export -> eval -> predict end to end."""
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,6 +9,7 @@ from click.testing import CliRunner
 
 from train.cli import eval_main, export_main, main, predict_main
 from train.datasets.synthetic import make_synthetic_lfw, make_synthetic_store
+from tests.helpers import REPO_ROOT
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -29,7 +29,7 @@ def test_help(command, words):
 
 
 def test_setup_cfg_registers_the_commands():
-    text = (Path(__file__).resolve().parents[1] / "setup.cfg").read_text()
+    text = (REPO_ROOT / "setup.cfg").read_text()
     for line in ("svc-train = train.cli:main", "svc-eval = train.cli:eval_main",
                  "svc-export = train.cli:export_main", "svc-predict = train.cli:predict_main"):
         assert line in text

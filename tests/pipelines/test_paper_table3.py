@@ -22,8 +22,9 @@ from click.testing import CliRunner
 from train.checkpoint import load_checkpoint
 from train.cli import main as svc_train
 from train.datasets.synthetic import make_synthetic_lfw
+from tests.helpers import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 SCRIPT = REPO / "pipelines" / "paper_table3.sh"
 ROWS = {"ce": ("ce", "default"), "consensus": ("consensus", "default"), "official": ("consensus", "official"),
         "ce-blob": ("ce-blob", "default")}

@@ -7,9 +7,9 @@ import configparser
 import os
 import subprocess
 import sys
-from pathlib import Path
+from tests.helpers import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 CHECK = ROOT / "pipelines" / "container_check.sh"
 
 # Each found missing by running the image without it (see the Dockerfile's comment): OpenCV's cv2 loads

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from helpers import chromium_or_skip, console_messages, headless_chromium
+from tests.helpers import chromium_or_skip, console_messages, headless_chromium
 
 from labelgen.cli import main
 from labelgen.overlay import (BLOB_COLOURS, ELLIPSIS, GRID_NOTE, LABEL_MAP_LEGEND, LEGEND, OCCLUDED_MEANING,

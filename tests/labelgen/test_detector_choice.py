@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from helpers import as_made_before_the_option, box_iou, lfw_parts_or_skip
+from tests.helpers import as_made_before_the_option, box_iou, lfw_parts_or_skip
 
 from labelgen.chain import ChainConfig, LabelChain
 from labelgen.cli import main

@@ -17,8 +17,9 @@ from labelgen.model_files import ModelFileMissing, file_sha256
 from labelgen.sample import sample_jpeg, sample_keys
 from labelgen.stages.teacher import ModelTeacher, TeacherModelError
 from labelgen.teachers import DEFAULT_TEACHER, load_teacher, shipped_teacher_file, shipped_teachers
+from tests.helpers import REPO_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = REPO_ROOT
 CARD = PROJECT_ROOT / "docs" / "teacher.md"
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from labelgen.eval.variants import VARIANTS
-from tests.helpers import lfw_parts_or_skip
+from tests.helpers import REPO_ROOT, lfw_parts_or_skip
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 SCRIPT = REPO / "pipelines" / "evaluate_teacher.sh"
 SHIPPED = REPO / "labelgen" / "teachers" / "faceocc-w05-v1.onnx"
 

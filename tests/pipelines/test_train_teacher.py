@@ -4,11 +4,11 @@ import os
 import shutil
 import stat
 import subprocess
-from pathlib import Path
 
 import pytest
+from tests.helpers import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 
 STUB = """#!/bin/sh
 # Records its command line; makes the files a finished run or export leaves.

@@ -2,7 +2,7 @@
 warnings and no traceback; once space is freed the same command finishes the store, which then equals a run
 that never ran out of space. The disk is real: a small tmpfs (tests/helpers.small_file_system), filled up.
 
-(svc-train's full disk: tests/test_train_faults.py.)
+(svc-train's full disk: tests/train/test_faults.py.)
 """
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import fill_up, small_file_system
+from tests.helpers import assert_stores_equal, fill_up, small_file_system
 from labelgen.store import LabelStore
-from test_faults import assert_stores_equal
 
 RUN = [sys.executable, "-m", "labelgen.cli", "run", "--source", "sample", "--shard-size", "2", "--teacher", "hull"]
 SHARDS = 17  # the 34 sample images in shards of 2

@@ -17,7 +17,7 @@ import pytest
 from labelgen.model_files import CARRIER_INSTALL, ModelFileMissing
 from labelgen.run.chain_start import explain
 from labelgen.store import LabelStore
-from test_faults import assert_one_error_line
+from tests.helpers import assert_one_error_line
 
 RUN = [sys.executable, "-m", "labelgen.cli", "run", "--source", "sample", "--teacher", "hull", "--shard-size", "4"]
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MediaPipe loads libEGL.so.1 on Linux")

@@ -5,7 +5,7 @@ import pytest
 from labelgen.sample import FACE_BOXES
 from labelgen.stages.detect import (CenterFaceDetector, Detections, detection_input_size, non_max_suppression,
                                     select_primary_face)
-from helpers import box_iou
+from tests.helpers import box_iou
 
 
 def test_finds_the_astronaut_face(detector, astronaut):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_faults import assert_one_error_line, assert_stores_equal
+from tests.helpers import assert_one_error_line, assert_stores_equal
 
 from labelgen.cli import main
 from labelgen.status import Status

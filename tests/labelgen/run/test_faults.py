@@ -23,7 +23,6 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -35,18 +34,12 @@ from labelgen.run.worker import ShardInterrupted, label_shard
 from labelgen.run_lock import FolderLock, FolderLocked
 from labelgen.sample import sample_jpeg, sample_keys
 from labelgen.status import Status
-from labelgen.store import LabelStore, StoreError, array_specs, decode_name, encode_name
+from labelgen.store import LabelStore, decode_name, encode_name
+from tests.helpers import assert_one_error_line, assert_stores_equal, wait_for
 
-ARRAYS = list(array_specs(128)) + ["key", "locator"]
 TEACHER = "classical"  # slower per image than 'hull': a signal lands while shards still run
 RUN = [sys.executable, "-m", "labelgen.cli", "run", "--source", "sample", "--shard-size", "2", "--teacher", TEACHER]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def assert_stores_equal(a: Path, b: Path) -> None:
-    first, second = LabelStore(a, mode="r"), LabelStore(b, mode="r")
-    for name in ARRAYS:
-        np.testing.assert_array_equal(first.read(name, slice(None)), second.read(name, slice(None)), err_msg=name)
 
 
 def assert_no_record_is_bad(out: Path) -> None:
@@ -75,14 +68,6 @@ def start_run(out: Path, *extra: str, **popen) -> subprocess.Popen:
     """`labelgen run` in its own session (like a terminal's foreground job), default signal handling."""
     return subprocess.Popen(RUN + ["--out", str(out), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True, **popen)
-
-
-def wait_for(condition, process: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert process.poll() is None, f"the run ended early: {process.communicate()[1][-2000:]}"
-        assert time.monotonic() < deadline, "timed out waiting for the run"
-        time.sleep(0.02)
 
 
 def first_record(out: Path):
@@ -347,14 +332,6 @@ def test_a_cluster_without_workers_says_it_is_waiting(tmp_path):
 def run_cli(out: Path, *extra: str):
     return CliRunner().invoke(main, ["run", "--source", "sample", "--teacher", "hull", "--out", str(out),
                                      "--serial", "--prepare-only", *extra])
-
-
-def assert_one_error_line(result, *phrases: str) -> None:
-    assert result.exit_code == 1, result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1 and "Traceback" not in result.output, result.output
-    for phrase in phrases:
-        assert phrase in lines[0], lines[0]
 
 
 def test_out_is_a_file(tmp_path):
