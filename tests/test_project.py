@@ -33,7 +33,7 @@ def test_ci_turns_the_missing_data_and_browser_skips_into_failures():
 def test_tests_that_need_lfw_skip_with_one_reason_or_fail_when_required(tmp_path, monkeypatch):
     import pytest
 
-    from helpers import lfw_parts_or_skip
+    from tests.helpers import lfw_parts_or_skip
 
     monkeypatch.setenv("SVC_LFW_PARTS", str(tmp_path / "absent"))
     monkeypatch.delenv("SVC_REQUIRE_LFW", raising=False)
@@ -52,7 +52,8 @@ def test_tests_that_need_lfw_skip_with_one_reason_or_fail_when_required(tmp_path
 def test_dockerfile_installs_like_readme():
     install = readme_commands()[0].split(" && labelgen")[0]
     steps = [part.strip() for part in install.split("&&")]
-    docker = (ROOT / "Dockerfile").read_text().replace("--no-cache-dir ", "")
+    # The image adds the s3 extra (stores on object storage, for cluster jobs) to README's install.
+    docker = (ROOT / "Dockerfile").read_text().replace("--no-cache-dir ", "").replace('-e ".[s3]"', "-e .")
     run_lines = [line for line in docker.splitlines() if line.startswith("RUN pip install torch==2.13.0 -e .")]
     assert len(run_lines) == 1
     assert [part.strip() for part in run_lines[0].removeprefix("RUN ").split("&&")] == steps
