@@ -98,16 +98,19 @@ def test_a_damaged_chunk_is_found_reported_and_repaired_to_equal_an_undamaged_ru
                                                                                   damage, cheap):
     """stats and report mark the shard, verify names it (exit 1), --repair and the same run relabel exactly it."""
     damage(chunk_file(copy, array, shard))
-    # stats and report: found by the cheap check, or (changed bytes) when the chunk fails to decode
+    # stats and report: found by the cheap check (presence and sizes). Changed bytes of the recorded
+    # size are the full check's (verify, below) to find: they may still decode, so readers cannot tell.
     stats = invoke("stats", copy)
     assert stats.exit_code == 0 and "Traceback" not in stats.output, stats.output
-    assert f"4/{SHARDS} shards done, 1 damaged" in stats.output, stats.output
-    assert f"damaged: shard {shard} ({array}/c/" in stats.output
-    rows = len(range(34)[shard * 8:shard * 8 + 8])
-    assert any(line.split()[:2] == ["damaged", str(rows)] for line in stats.output.splitlines()), stats.output
+    if cheap:
+        assert f"4/{SHARDS} shards done, 1 damaged" in stats.output, stats.output
+        assert f"damaged: shard {shard} ({array}/c/" in stats.output
+        rows = len(range(34)[shard * 8:shard * 8 + 8])
+        assert any(line.split()[:2] == ["damaged", str(rows)] for line in stats.output.splitlines()), stats.output
     report = invoke("report", copy, "--out", copy.parent / "report.html")
     assert report.exit_code == 0, report.output
-    assert f"1 damaged, not read: shard {shard}" in (copy.parent / "report.html").read_text()
+    if cheap:
+        assert f"1 damaged, not read: shard {shard}" in (copy.parent / "report.html").read_text()
     verified = invoke("verify", copy)
     assert verified.exit_code == 1, verified.output
     damaged_lines = [line for line in verified.output.splitlines() if line.startswith("shard ")]
