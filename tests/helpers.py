@@ -180,3 +180,12 @@ def assert_one_error_line(result, *phrases: str) -> None:
     assert len(lines) == 1 and "Traceback" not in result.output, result.output
     for phrase in phrases:
         assert phrase in lines[0], lines[0]
+
+
+def reference_store(tmp_path_factory, command: list[str], name: str = "reference.zarr") -> Path:
+    """The store an uninterrupted serial run of ``command`` (``labelgen run`` argv without ``--out``)
+    makes, for the fault tests to compare a damaged, stopped or starved run with."""
+    out = tmp_path_factory.mktemp("reference") / name
+    done = subprocess.run(command + ["--out", str(out), "--serial"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import assert_stores_equal, fill_up, small_file_system
+from tests.helpers import assert_stores_equal, fill_up, reference_store, small_file_system
 from labelgen.store import LabelStore
 
 RUN = [sys.executable, "-m", "labelgen.cli", "run", "--source", "sample", "--shard-size", "2", "--teacher", "hull"]
@@ -22,10 +22,7 @@ SHARDS = 17  # the 34 sample images in shards of 2
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     """The store of a run with room to spare."""
-    out = tmp_path_factory.mktemp("reference") / "labels.zarr"
-    done = subprocess.run(RUN + ["--out", str(out), "--serial"], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return out
+    return reference_store(tmp_path_factory, RUN, "labels.zarr")
 
 
 def messages(stderr: str) -> list[str]:

@@ -35,7 +35,7 @@ from labelgen.run_lock import FolderLock, FolderLocked
 from labelgen.sample import sample_jpeg, sample_keys
 from labelgen.status import Status
 from labelgen.store import LabelStore, decode_name, encode_name
-from tests.helpers import assert_one_error_line, assert_stores_equal, wait_for
+from tests.helpers import assert_one_error_line, assert_stores_equal, reference_store, wait_for
 
 TEACHER = "classical"  # slower per image than 'hull': a signal lands while shards still run
 RUN = [sys.executable, "-m", "labelgen.cli", "run", "--source", "sample", "--shard-size", "2", "--teacher", TEACHER]
@@ -58,10 +58,7 @@ def assert_no_record_is_bad(out: Path) -> None:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     """An uninterrupted run of the command the fault tests interrupt."""
-    out = tmp_path_factory.mktemp("reference") / "reference.zarr"
-    done = subprocess.run(RUN + ["--out", str(out), "--serial"], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return out
+    return reference_store(tmp_path_factory, RUN, "reference.zarr")
 
 
 def start_run(out: Path, *extra: str, **popen) -> subprocess.Popen:
