@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,7 +89,9 @@ def test_an_image_that_kills_its_worker_is_worker_lost_and_every_other_image_equ
     record = store.shard_record(shard)
     assert record["counts"]["worker_lost"] == 1 and "this run's only task" in record["errors"][KILLER]
     notices = [line for line in lost.stderr.replace("\r", "\n").splitlines() if "died" in line]
-    assert any(f"the worker labelling shard {shard} died" in line for line in notices), lost.stderr[-3000:]
+    # The dying worker may hold other shards too ("the worker labelling shards 0, 2 died"): which is timing.
+    named = [re.search(r"the worker labelling shards? ([\d, ]+) died", line) for line in notices]
+    assert any(m and str(shard) in m.group(1).split(", ") for m in named), lost.stderr[-3000:]
     assert store.check_shards(full=True).damaged == {}  # the shard the driver wrote is recorded like the others
     again = subprocess.run(RUN + ["--root", corpus, "--out", tmp_path / "lost.zarr", "--workers", "2"],
                            capture_output=True, text=True, timeout=600, env=env)
