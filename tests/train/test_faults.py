@@ -58,7 +58,9 @@ def interrupt(command: list[str], run, signum: int, to_group: bool) -> tuple[sub
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr), max(train_steps(run))
 
 
-@pytest.mark.parametrize("signum, to_group", [(signal.SIGINT, True), (signal.SIGTERM, True),
+# The signals to the whole process group are slow (-m slow); the default suite keeps one signal case.
+@pytest.mark.parametrize("signum, to_group", [pytest.param(signal.SIGINT, True, marks=pytest.mark.slow),
+                                              pytest.param(signal.SIGTERM, True, marks=pytest.mark.slow),
                                               (signal.SIGTERM, False)],
                          ids=["ctrl-c-to-the-group", "sigterm-to-the-group", "sigterm-to-the-trainer"])
 def test_a_signal_saves_every_step_done_and_resume_continues(store, tmp_path, signum, to_group):
@@ -81,6 +83,7 @@ def test_a_signal_saves_every_step_done_and_resume_continues(store, tmp_path, si
     assert steps == sorted(set(steps)) and steps[-1] == stop_at  # no step logged twice, none missing at the end
 
 
+@pytest.mark.slow
 def test_interrupted_and_resumed_equals_uninterrupted(store, tmp_path):
     run, reference = tmp_path / "run", tmp_path / "reference"
     _, logged = interrupt(svc_train("--labels", str(store), "--epochs", "3", "--out", str(run), *ARGS),
@@ -125,6 +128,7 @@ def test_a_second_signal_exits_at_once_keeping_the_last_checkpoint(store, tmp_pa
     pytest.fail("the second signal never arrived before the clean stop")
 
 
+@pytest.mark.slow
 def test_a_second_training_of_the_same_run_folder_is_refused(store, tmp_path):
     run = tmp_path / "run"
     first = subprocess.Popen(svc_train("--labels", str(store), "--epochs", "3", "--out", str(run), *ARGS),

@@ -75,7 +75,7 @@ def first_record(out: Path):
 SIGNAL_CASES = [
     pytest.param("serial", signal.SIGINT, "process", id="serial-SIGINT"),
     pytest.param("serial", signal.SIGTERM, "process", id="serial-SIGTERM"),
-    pytest.param("dask", signal.SIGINT, "group", id="dask-ctrl-c-to-the-process-group"),
+    pytest.param("dask", signal.SIGINT, "group", id="dask-ctrl-c-to-the-process-group", marks=pytest.mark.slow),
     pytest.param("dask", signal.SIGTERM, "process", id="dask-SIGTERM", marks=pytest.mark.slow),
 ]
 

@@ -111,6 +111,7 @@ def test_dask_run_equals_serial_run_bit_for_bit(tmp_path):
     assert len(store.done_shards()) == store.shard_count == 3
 
 
+@pytest.mark.slow  # about 25 s: a real Dask run killed and resumed
 def test_killed_run_resumes_without_losing_or_duplicating(tmp_path):
     corpus = build_lfw(tmp_path, lfw_images(people=10, per_person=6))  # 60 images, 15 shards
     reference = label_corpus(corpus, tmp_path / "reference.zarr")
