@@ -26,9 +26,8 @@ components' ids do not (id 1 is a second background piece in one image, the face
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import math
+from typing import Sequence
 
 import numpy as np
 import scipy.ndimage as ndi
