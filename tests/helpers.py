@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -189,3 +190,10 @@ def reference_store(tmp_path_factory, command: list[str], name: str = "reference
     done = subprocess.run(command + ["--out", str(out), "--serial"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     return out
+
+
+def env_with_our_tools(**variables: str) -> dict[str, str]:
+    """``os.environ`` with this interpreter's folder first on PATH, plus ``variables``: the pipeline
+    scripts then find the labelgen and svc-* beside it, also where no virtual environment is activated."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {**os.environ, "PATH": path, **variables}

@@ -8,16 +8,13 @@ torch or the chain), so it is marked slow.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from labelgen.eval.variants import VARIANTS
-from tests.helpers import REPO_ROOT, lfw_parts_or_skip
+from tests.helpers import REPO_ROOT, env_with_our_tools, lfw_parts_or_skip
 
 REPO = REPO_ROOT
 SCRIPT = REPO / "pipelines" / "evaluate_teacher.sh"
@@ -25,9 +22,7 @@ SHIPPED = REPO / "labelgen" / "teachers" / "faceocc-w05-v1.onnx"
 
 
 def run_script(*args: str, **env: str) -> subprocess.CompletedProcess:
-    # labelgen, svc-eval and python are the ones beside this interpreter (no activated venv needed).
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return subprocess.run(["bash", str(SCRIPT), *args], env={**os.environ, "PATH": path, **env}, cwd=REPO,
+    return subprocess.run(["bash", str(SCRIPT), *args], env=env_with_our_tools(**env), cwd=REPO,
                           capture_output=True, text=True, timeout=900)
 
 

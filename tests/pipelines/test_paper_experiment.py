@@ -10,24 +10,20 @@ numbers of docs/experiments.md are made.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO_ROOT, lfw_parts_or_skip
+from tests.helpers import REPO_ROOT, env_with_our_tools, lfw_parts_or_skip
 
 REPO = REPO_ROOT
 SCRIPT = REPO / "pipelines" / "paper_experiment.sh"
 
 
 def run_script(out: Path, lfw: Path, **settings: str) -> subprocess.CompletedProcess:
-    # the tools beside this interpreter (labelgen, svc-*), also where no virtual environment is activated
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "SVC_LFW_PARTS": str(lfw),
-           "LIMIT": "4", "MAX_STEPS": "1", "COPIES": "1",
-           "STUDENT_EPOCHS": "1", "LFW_EPOCHS": "1", "WIDTH": "0.25", "WORKERS": "1", "BATCH": "2", **settings}
+    env = env_with_our_tools(SVC_LFW_PARTS=str(lfw), LIMIT="4", MAX_STEPS="1", COPIES="1", STUDENT_EPOCHS="1",
+                             LFW_EPOCHS="1", WIDTH="0.25", WORKERS="1", BATCH="2", **settings)
     return subprocess.run(["bash", str(SCRIPT), str(out)], env=env, capture_output=True, text=True, timeout=900)
 
 

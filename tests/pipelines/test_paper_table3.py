@@ -10,10 +10,8 @@ script's test is marked slow.
 from __future__ import annotations
 
 import json
-import os
 import importlib
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ from click.testing import CliRunner
 from train.checkpoint import load_checkpoint
 from train.cli import main as svc_train
 from train.datasets.synthetic import make_synthetic_lfw
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, env_with_our_tools
 
 REPO = REPO_ROOT
 SCRIPT = REPO / "pipelines" / "paper_table3.sh"
@@ -37,9 +35,8 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def run_script(out: Path, lfw: Path, pretrained: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "SVC_LFW_PARTS": str(lfw),
-           "PRETRAINED": str(pretrained), "WIDTH": "0.125", "SEEDS": "0", "EPOCHS": "1", "BATCH": "2",
-           "LIMIT": "3"}
+    env = env_with_our_tools(SVC_LFW_PARTS=str(lfw), PRETRAINED=str(pretrained), WIDTH="0.125", SEEDS="0",
+                             EPOCHS="1", BATCH="2", LIMIT="3")
     return subprocess.run(["bash", str(SCRIPT), str(out)], env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -94,8 +91,7 @@ def test_paper_table3_runs_every_row_and_resumes(tmp_path, pretrained):
 
 
 def test_a_missing_pretrained_checkpoint_is_one_error_line(tmp_path):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "PRETRAINED": str(tmp_path / "nothing.ckpt")}
+    env = env_with_our_tools(PRETRAINED=str(tmp_path / "nothing.ckpt"))
     result = subprocess.run(["bash", str(SCRIPT), str(tmp_path / "out")], env=env, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 1
