@@ -16,8 +16,9 @@
 #      ce and consensus once per seed of SEEDS, the others with the first seed;
 #   3. every run scored on the 927 test faces at 128 and 250 px (pixel accuracy, IoU per class, mIoU, mean
 #      recall, component error), and the table (python pipelines/paper_table3.py OUT) beside the paper's.
-# Rows run in this order, so a budget that runs out leaves the later ones: ce, consensus, official, ce-blob
-# without +reg (first seed), the same with +reg, then the further seeds of ce and consensus.
+# Rows run in this order, so a budget that runs out leaves the later ones (the priority: the CE vs
+# consensus pair, then the control, then +reg): ce, consensus, official, ce-blob without +reg (first seed), ce
+# and consensus without +reg for the further seeds, then the same with +reg.
 #
 # Every step is skipped when its output exists, and a stopped training continues from its last checkpoint, so
 # rerunning the script resumes it; raising EPOCHS continues the runs to the new count (scored again then).
@@ -71,8 +72,8 @@ loss_options() {  # loss_options ROW: the svc-train options of a row's loss
   esac
 }
 runs=()  # "NAME ROW SEED REG", in the order they train
-for seed in $seeds; do
-  for reg in plain reg; do
+for reg in plain reg; do
+  for seed in $seeds; do
     for row in ce consensus official ce-blob; do
       case "$seed $row" in "$first_seed "* | *" ce" | *" consensus") ;; *) continue ;; esac
       runs+=("${row}_${reg}_s$seed $row $seed $reg")
