@@ -13,7 +13,9 @@
 #      colour casts, exposure, JPEG, low resolution, blur, noise; train/datasets/photometric.py), lr 3e-4 with the
 #      plateau schedule, from phase 2's best checkpoint, or from $INIT when given (then phases 1-2 are skipped:
 #      e.g. the v1 weights recovered by scripts/teacher_weights_from_onnx.py). It stops after training and
-#      prints the best checkpoint: exporting (flip averaging or not, int8) is a separate decision.
+#      prints the best checkpoint: exporting (flip averaging or not, int8) is a separate decision. With
+#      DISTILL=MODEL (e.g. labelgen/teachers/faceocc-w05-v1.onnx) the phase also learns that model's answers on
+#      each image before augmentation (svc-train --distill, weight DISTILL_WEIGHT, default 10).
 # Phases 1-2 train without photometric augmentation (--photometric 0), as v1 did.
 #
 # Seeds are fixed (--seed 0: initialisation, data order, occluders, flips, photometric draws); we have not checked
@@ -23,7 +25,7 @@
 #
 # Usage: pipelines/train_teacher.sh [OUT=out/teacher_recipe] [EPOCHS=60] [WIDTH=0.5] [NAME=faceocc-w05-v1]
 # Environment (v2 only): INIT=checkpoint to start the robustness phase from (read only when it starts); ROBUST_EPOCHS (30);
-#   PHOTOMETRIC (0.5, the chance a draw is augmented); PHOTOMETRIC_STRENGTH (1.0).
+#   PHOTOMETRIC (0.5, the chance a draw is augmented); PHOTOMETRIC_STRENGTH (1.0); DISTILL, DISTILL_WEIGHT (above).
 # On a GPU: WIDTH=1.0 (add --batch-size 128 to the svc-train lines for speed).
 set -euo pipefail
 out=${1:-out/teacher_recipe}
@@ -62,7 +64,9 @@ if [ "$name" = faceocc-w05-v1 ]; then
   cp "$out/export/$name.onnx" "$here/labelgen/teachers/$name.onnx"
   sha256sum "$here/labelgen/teachers/$name.onnx"
 else
-  phase robust "${ROBUST_EPOCHS:-30}" --occluder-families "$skin_families" --lr 3e-4 --lr-patience 2 \
+  distill=()
+  [ -n "${DISTILL:-}" ] && distill=(--distill "$DISTILL" --distill-weight "${DISTILL_WEIGHT:-10}")
+  phase robust "${ROBUST_EPOCHS:-30}" --occluder-families "$skin_families" --lr 3e-4 --lr-patience 2 "${distill[@]}" \
     --photometric "${PHOTOMETRIC:-0.5}" --photometric-strength "${PHOTOMETRIC_STRENGTH:-1.0}" \
     --init-weights "${INIT:-$out/runs/skin2/checkpoints/best.ckpt}"
   echo "best checkpoint (synthetic val mean recall): $out/runs/robust/checkpoints/best.ckpt"

@@ -142,11 +142,20 @@ def _out_of_space(error: OSError, out: Path) -> str:
 @click.option("--photometric-strength", type=click.FloatRange(0, 1, min_open=True), default=None, metavar="S",
               help="Scales the augmentation's ranges; 1 is the harshest (JPEG quality 10, a quarter of the "
                    "resolution, gamma 0.45 to 2.2).  [default: 1.0; --resume keeps the run's own]")
+@click.option("--distill", type=click.Path(path_type=Path), default=None, metavar="MODEL",
+              help="Also learn this reference model's class probabilities on each training image before "
+                   "photometric augmentation (checkpoint, run folder, TorchScript or ONNX; e.g. the shipped "
+                   "teacher labelgen/teachers/faceocc-w05-v1.onnx, which averages two flipped passes): the student "
+                   "keeps the reference's clean-photo answers and learns to give them on degraded photos, in one "
+                   "pass.  [default: none; --resume keeps the run's own]")
+@click.option("--distill-weight", type=click.FloatRange(0, min_open=True), default=None, metavar="W",
+              help="Weight of the distillation term (a per-pixel KL divergence, added to the loss).  "
+                   "[default: 10, as the consensus loss's label term; --resume keeps the run's own]")
 def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, blobs, out, val_fraction, val_labels,
          val_max_images, model_name, width, loss, alpha, beta, consensus_mode, dropout, flip, epochs, batch_size,
          max_steps, lr, min_lr, lr_patience, schedule, select, image_size, num_workers, buffer_size, seed, device, amp,
          log_every, keep_checkpoints, resume, init_weights, progress, allow_incomplete, photometric,
-         photometric_strength) -> None:
+         photometric_strength, distill, distill_weight) -> None:
     """Train a face segmenter with the structure-via-consensus loss (Masi et al., CVPR 2020).
 
     Trains on the pseudo-label store (--labels; 0 background, 1 face, >=2 one id per
@@ -184,7 +193,8 @@ def main(labels, lfw_parts, occlude, occluder_families, lfw_root, lfw_split, blo
         schedule=schedule, select=select, image_size=image_size, num_workers=num_workers, buffer_size=buffer_size,
         seed=seed, device=device, amp=amp, log_every=log_every, keep_checkpoints=keep_checkpoints,
         progress=progress, init_weights=str(init_weights) if init_weights else None, allow_incomplete=allow_incomplete,
-        photometric=photometric, photometric_strength=photometric_strength)
+        photometric=photometric, photometric_strength=photometric_strength,
+        distill=str(distill.resolve()) if distill else None, distill_weight=distill_weight)
     try:
         summary = train(config, resume=str(resume) if resume else None)
     except TrainingInterrupted as stop:

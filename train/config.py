@@ -26,6 +26,10 @@ SCHEDULES = ("plateau", "flat")
 # Which checkpoint is the run's result (best.ckpt): the best by validation mean recall, or the last whole epoch.
 SELECTIONS = ("best", "last")
 
+# Weight of the distillation term (--distill): the consensus loss's label term has alpha = 10 on a per-pixel
+# mean log-loss, and the distillation term is a per-pixel mean log-loss too, so 10 weighs them alike.
+DEFAULT_DISTILL_WEIGHT = 10.0
+
 # The options a run records and ``--resume`` keeps: ``(default of a new run, value for a run
 # saved before the option existed)``. The second is what such a run did, so it resumes unchanged.
 RESUMED_OPTIONS = {
@@ -37,6 +41,8 @@ RESUMED_OPTIONS = {
     "flip": (True, True),
     "schedule": ("plateau", "plateau"),
     "select": ("best", "best"),
+    "distill": (None, None),
+    "distill_weight": (DEFAULT_DISTILL_WEIGHT, DEFAULT_DISTILL_WEIGHT),
 }
 
 
@@ -109,6 +115,11 @@ class TrainConfig:
             resolution, blur, noise), applied to each batch after the data set made it
             (occluders pasted); 0 is off.
         photometric_strength: Scales the augmentation's ranges, in (0, 1].
+        distill: A reference model (checkpoint, run folder, TorchScript or ONNX file, as
+            :class:`~train.evaluation.inference.Segmenter` reads them) whose class probabilities on
+            each training image, before photometric augmentation, the student also learns
+            (:func:`~train.losses.distillation_loss`, added to the loss). ``None``: no distillation.
+        distill_weight: Weight of that term.
 
     The options of :data:`RESUMED_OPTIONS` may be left ``None``: :func:`resolve_defaults`
     gives a new run its default and a resumed run its checkpoint's value.
@@ -157,6 +168,8 @@ class TrainConfig:
     allow_incomplete: bool = False
     photometric: float | None = None
     photometric_strength: float | None = None
+    distill: str | None = None
+    distill_weight: float | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -85,3 +85,12 @@ def test_v2_without_given_weights_runs_v1s_phases_first(recipe):
     runs = [call.split("--out ")[1].split()[0].rsplit("/", 1)[1] for call in calls]
     assert runs == ["main", "skin", "skin2", "robust"]
     assert f"--init-weights {out}/runs/skin2/checkpoints/best.ckpt" in calls[-1]
+    assert "--distill" not in calls[-1]
+
+
+def test_v2_with_distill_passes_the_reference_and_its_weight(recipe, tmp_path):
+    _root, out, run = recipe
+    reference = tmp_path / "v1.onnx"
+    calls = run(str(out), "60", "0.5", "faceocc-w05-v2", INIT=str(tmp_path / "v1.ckpt"), DISTILL=str(reference),
+                DISTILL_WEIGHT="4")
+    assert len(calls) == 1 and f"--distill {reference} --distill-weight 4" in calls[0]

@@ -38,7 +38,8 @@ from train.engine.logs import MetricsLog, plot_metrics
 from train.engine.stopping import StopRequest, TrainingInterrupted
 from train.engine.training_data import TrainingData
 from train.engine.validation import validate
-from train.losses import create_loss
+from train.evaluation.inference import Segmenter
+from train.losses import create_loss, distillation_loss
 from train.models import create_model, normalize_image
 
 
@@ -117,6 +118,8 @@ class Trainer:
         loss_options = ({"alpha": config.alpha, "beta": config.beta, "mode": config.consensus_mode}
                         if config.loss == "consensus" else {})
         self.loss_fn = create_loss(config.loss, **loss_options)
+        # --distill: the reference model whose answers on the un-augmented images the student also learns.
+        self.reference = Segmenter(config.distill, self.device) if config.distill else None
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max", factor=config.lr_factor, patience=config.lr_patience, min_lr=config.min_lr)
@@ -242,14 +245,22 @@ class Trainer:
 
     def _train_batch(self, batch: tuple) -> tuple[float, float]:
         """One optimiser step on an augmented batch; returns its loss and the window's images per second."""
+        reference = self._reference_probs(batch[0])  # on the images before photometric augmentation
         batch = self.data.augment(batch, self.epoch, self.batch_in_epoch)
-        loss = self.train_step(batch)
+        loss = self.train_step(batch, reference)
         self.step += 1
         self.batch_in_epoch += 1
         self.window.add(loss, len(batch[0]) * self.env.world_size)
         return loss, self.window.images_per_s()
 
-    def train_step(self, batch: tuple) -> float:
+    def _reference_probs(self, images: torch.Tensor) -> torch.Tensor | None:
+        """The ``--distill`` reference's class probabilities on uint8 ``images`` (``None`` without one)."""
+        if self.reference is None:
+            return None
+        return torch.softmax(self.reference.logits(images), dim=1)
+
+    def train_step(self, batch: tuple, reference: torch.Tensor | None = None) -> float:
+        """One optimiser step; ``reference``: the ``--distill`` model's probabilities on the batch, or ``None``."""
         images, *targets = batch
         images = normalize_image(images.to(self.device, non_blocking=True))
         targets = [t.to(self.device, non_blocking=True) for t in targets]
@@ -257,6 +268,8 @@ class Trainer:
             logits = self.net(images)
         # The loss runs in float32: the consensus KL terms are too small for half precision.
         loss = self.loss_fn(logits.float(), *targets)
+        if reference is not None:
+            loss = loss + self.config.distill_weight * distillation_loss(logits.float(), reference.to(self.device))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)

@@ -65,7 +65,10 @@ class Segmenter:
             if not path.is_file():
                 raise FileNotFoundError(f"model not found: {path}")
             try:
-                self._session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+                options = ort.SessionOptions()
+                # As many threads as torch uses: runs side by side with one thread each stay one thread each.
+                options.intra_op_num_threads = torch.get_num_threads()
+                self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             except Exception as error:  # onnxruntime raises its own exception types for unreadable graphs
                 raise CheckpointError(path, f"it is not a usable ONNX model ({first_sentence(error)})") from None
             self._input = self._session.get_inputs()[0].name

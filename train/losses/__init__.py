@@ -1,5 +1,6 @@
-"""Losses: structure via consensus, a pixel-wise cross-entropy baseline, and the
-blob-weighted cross-entropy control (the paper's Eq. 5, ``"ce-blob"``).
+"""Losses: structure via consensus, a pixel-wise cross-entropy baseline, the
+blob-weighted cross-entropy control (the paper's Eq. 5, ``"ce-blob"``), and the
+distillation term that ``svc-train --distill`` adds to any of them.
 
 Both modules share one call interface: ``loss(logits, label_map)`` for the
 pseudo-label store, or ``loss(logits, blob_ids, blob_class)`` for explicit blobs.
@@ -25,6 +26,7 @@ from train.losses.consensus import (
     consensus_loss_from_label_map,
     consensus_loss_reference,
 )
+from train.losses.distillation import distillation_loss
 
 _LOSSES = {"consensus": ConsensusLoss, "ce": CrossEntropyLoss, "ce-blob": BlobCrossEntropyLoss}
 
@@ -65,4 +67,5 @@ __all__ = [
     "consensus_loss_reference",
     "create_loss",
     "cross_entropy_loss",
+    "distillation_loss",
 ]
