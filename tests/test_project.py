@@ -1,4 +1,5 @@
 """The project's promises about itself: README commands, CI and Docker agree."""
+import os
 import re
 
 from tests.helpers import REPO_ROOT
@@ -76,6 +77,13 @@ def test_pipeline_recipes_parse():
         assert re.search(r"^\s*(labelgen|svc-\w+) |benchmarks/\w+\.py", text, re.M), script.name
     for module in sorted((ROOT / "pipelines").glob("*.py")):
         py_compile.compile(str(module), doraise=True)
+
+
+def test_pipeline_scripts_that_are_run_are_executable():
+    # The docs run them as `pipelines/NAME.sh`; only files that are sourced (no shebang) may lack the bit.
+    for script in sorted((ROOT / "pipelines").glob("*.sh")):
+        if script.read_text().startswith("#!"):
+            assert os.access(script, os.X_OK), f"{script.name}: chmod +x (git update-index --chmod=+x)"
 
 
 def console_scripts() -> dict:
