@@ -9,13 +9,14 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from tests.helpers import assert_one_error_line
-from train.checkpoint import model_from_checkpoint
+from train.checkpoint import model_from_checkpoint, save_checkpoint
 from train.cli import main as svc_train
 from train.config import DEFAULT_DISTILL_WEIGHT, TrainConfig, resolve_defaults
 from train.datasets.synthetic import make_synthetic_lfw
 from train.distributed import init_distributed
 from train.engine.trainer import Trainer, train
 from train.losses import distillation_loss
+from train.models import create_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -140,3 +141,16 @@ def test_svc_train_refuses_a_missing_or_unreadable_reference_in_one_line(tmp_pat
     garbage.write_bytes(b"not a model")
     result = CliRunner().invoke(svc_train, [*common, "--distill", str(garbage)])
     assert_one_error_line(result, "garbage.onnx")
+
+
+def test_svc_train_refuses_a_reference_of_another_class_count_before_training(tmp_path, tiny_lfw):
+    two_classes = tmp_path / "two.ckpt"
+    model = create_model("faceoccnet", num_classes=2, width=0.125)
+    save_checkpoint(two_classes, {"model": model.state_dict(),
+                                  "config": {"model": "faceoccnet", "num_classes": 2, "width": 0.125}})
+    run = tmp_path / "run"
+    result = CliRunner().invoke(svc_train, ["--lfw-parts", "--occlude", "--lfw-root", str(tiny_lfw), "--out", str(run),
+                                            "--image-size", "32", "--width", "0.125", "--num-workers", "0",
+                                            "--no-progress", "--distill", str(two_classes)])
+    assert_one_error_line(result, "two.ckpt", "answers 2 classes", "trains 3 classes")
+    assert not (run / "checkpoints").exists()

@@ -28,9 +28,9 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from labelgen.run_lock import FolderLock
-from train.checkpoint import (CheckpointError, describe_model, load_checkpoint, load_start_checkpoint,
-                              load_start_weights, load_weights, resolve_checkpoint, restore_failure, rng_state,
-                              save_checkpoint, set_rng_state)
+from train.checkpoint import (CheckpointError, describe_model, first_sentence, load_checkpoint,
+                              load_start_checkpoint, load_start_weights, load_weights, resolve_checkpoint,
+                              restore_failure, rng_state, save_checkpoint, set_rng_state)
 from train.config import TrainConfig, check_compatible, resolve_defaults
 from train.distributed import (DistEnv, any_rank, autocast_dtype, gather_objects, init_distributed, reduce_mean,
                                select_device)
@@ -119,7 +119,7 @@ class Trainer:
                         if config.loss == "consensus" else {})
         self.loss_fn = create_loss(config.loss, **loss_options)
         # --distill: the reference model whose answers on the un-augmented images the student also learns.
-        self.reference = Segmenter(config.distill, self.device) if config.distill else None
+        self.reference = distillation_reference(config, self.device, self.data.image_size)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max", factor=config.lr_factor, patience=config.lr_patience, min_lr=config.min_lr)
@@ -337,6 +337,27 @@ class Trainer:
         signum = stop.signum if stop is not None and stop.signum is not None else signal.SIGTERM  # another rank's
         checkpoint = self.ckpt_dir / "last.ckpt"
         return TrainingInterrupted(signum, self.step, str(checkpoint) if checkpoint.is_file() else None)
+
+
+def distillation_reference(config: TrainConfig, device: torch.device, image_size: int) -> Segmenter | None:
+    """The ``--distill`` model, checked on one blank image before any training step (``None`` without one).
+
+    Raises:
+        FileNotFoundError, CheckpointError: As :class:`~train.evaluation.inference.Segmenter`.
+        ValueError: It cannot score this run's images, or answers with another number of classes.
+    """
+    if not config.distill:
+        return None
+    reference = Segmenter(config.distill, device)
+    try:
+        shape = tuple(reference.logits(torch.zeros(1, 3, image_size, image_size, dtype=torch.uint8)).shape)
+    except Exception as error:  # onnxruntime and TorchScript raise their own types for a wrong input size
+        raise ValueError(f"--distill {config.distill}: it cannot score this run's {image_size}x{image_size} images "
+                         f"({first_sentence(error)})") from None
+    if shape != (1, config.num_classes, image_size, image_size):
+        raise ValueError(f"--distill {config.distill}: it answers {shape[1]} classes at {shape[2]}x{shape[3]}; "
+                         f"this run trains {config.num_classes} classes at {image_size}x{image_size}")
+    return reference
 
 
 def _echo_validation(epoch: int, step: int, scores: dict) -> None:
