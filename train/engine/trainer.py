@@ -266,10 +266,11 @@ class Trainer:
         targets = [t.to(self.device, non_blocking=True) for t in targets]
         with torch.autocast(device_type=self.device.type, dtype=autocast_dtype(self.device), enabled=self.amp):
             logits = self.net(images)
-        # The loss runs in float32: the consensus KL terms are too small for half precision.
-        loss = self.loss_fn(logits.float(), *targets)
+        # The losses run in float32: the consensus KL terms are too small for half precision.
+        logits = logits.float()
+        loss = self.loss_fn(logits, *targets)
         if reference is not None:
-            loss = loss + self.config.distill_weight * distillation_loss(logits.float(), reference.to(self.device))
+            loss = loss + self.config.distill_weight * distillation_loss(logits, reference.to(self.device))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
