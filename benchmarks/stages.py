@@ -1,6 +1,6 @@
 """Per-stage latency of the labelling chain, and its ratio to the unavoidable floor.
 
-Usage: python benchmarks/stages.py [--lfw-images 200] [--teacher NAME]
+Usage: python benchmarks/stages.py [--lfw-images 200] [--teacher NAME[,NAME...]]
            [--detector centerface,auto,mediapipe] [--hard-images N] [--no-extras]
 
 The floor is what any pose-based labeller pays per image: JPEG decode +
@@ -12,14 +12,16 @@ of the small-face set (see ``benchmarks/detector_sets.py``). The chain runs
 as in a shard (``label_many``: the teacher sees the chain's batches, 1 crop per call on a CPU); its
 ``teacher`` row is each image's share of its batch.
 
-With several ``--detector`` choices, each set is labelled by one chain per
-detector, one after the other, and a second table compares them: faces found
+Each set is labelled by one chain per teacher and detector (by default every
+shipped teacher, so old and new print side by side), one after the other. With
+several ``--detector`` choices a second table compares them: faces found
 (detection gave a box), pose found, ok, how often ``auto`` handed the image
 to CenterFace, and the median floor and whole chain in ms.
 
-Also (unless ``--no-extras``): the teacher alone at batch 1 and batch 32 on
-the same crops, and CenterFace under cv2.dnn vs onnxruntime (the chain uses
-the faster).
+Also (unless ``--no-extras``): each teacher alone on the same LFW crops, the
+teachers taking turns crop by crop (so a busy machine slows them alike) with
+their cost as a fraction of the first teacher's, and at batch 1, 4, 8 and 32;
+and CenterFace under cv2.dnn vs onnxruntime (the chain uses the faster).
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ from benchmarks.detector_sets import lfw_set, occluded_set, sample_set, small_se
 from labelgen.chain import ChainConfig, LabelChain, LabelResult  # noqa: E402
 from labelgen.stages.decode import decode_image  # noqa: E402
 from labelgen.stages.detect import CenterFaceDetector  # noqa: E402
-from labelgen.teachers import DEFAULT_TEACHER, load_teacher  # noqa: E402
+from labelgen.teachers import load_teacher, shipped_teachers  # noqa: E402
 
 FLOOR_STAGES = ("decode", "detect", "pose")
 
@@ -73,12 +75,21 @@ def detector_ms(backend: str, images: list[np.ndarray]) -> float:
     return statistics.median(times)
 
 
-def teacher_ms(chain: LabelChain, blobs: list[bytes], batch: int, repeats: int = 3) -> float:
-    """Median ms per crop of the chain's teacher alone, called on batches of ``batch`` of the images' crops."""
+def teacher_crops(chain: LabelChain, blobs: list[bytes], limit: int = 64) -> tuple[list, list]:
+    """The aligned crops and hulls the chain's teacher sees for the first ``limit`` images that get that far."""
     geometries = [chain._decoded_geometry(data, LabelResult(key=""), ()) for data in blobs]
-    crops = [g.image for g in geometries if g is not None][:64]
-    hulls = [g.hull for g in geometries if g is not None][:64]
-    run = getattr(chain.teacher, "batch", None) or (lambda cs, hs: [chain.teacher(c, h) for c, h in zip(cs, hs)])
+    geometries = [g for g in geometries if g is not None][:limit]
+    return [g.image for g in geometries], [g.hull for g in geometries]
+
+
+def batched(teacher):
+    """``teacher`` as a call on lists of crops and hulls."""
+    return getattr(teacher, "batch", None) or (lambda cs, hs: [teacher(c, h) for c, h in zip(cs, hs)])
+
+
+def teacher_ms(teacher, crops: list, hulls: list, batch: int, repeats: int = 3) -> float:
+    """Median ms per crop of ``teacher`` alone, called on batches of ``batch`` crops."""
+    run = batched(teacher)
     run(crops[:batch], hulls[:batch])  # warm-up
     times = []
     for _ in range(repeats):
@@ -87,6 +98,22 @@ def teacher_ms(chain: LabelChain, blobs: list[bytes], batch: int, repeats: int =
             run(crops[start:start + batch], hulls[start:start + batch])
             times.append((time.perf_counter() - begin) * 1000 / batch)
     return statistics.median(times)
+
+
+def teachers_side_by_side_ms(teachers: dict, crops: list, hulls: list, rounds: int = 5) -> dict[str, float]:
+    """Median ms per crop of each teacher at batch 1, the teachers taking turns crop by crop: a machine
+    that gets busier during the run slows every teacher alike, so their ratios hold."""
+    runs = {name: batched(teacher) for name, teacher in teachers.items()}
+    for run in runs.values():
+        run(crops[:1], hulls[:1])  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for crop, hull in zip(crops, hulls):
+            for name, run in runs.items():
+                begin = time.perf_counter()
+                run([crop], [hull])
+                times[name].append((time.perf_counter() - begin) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 FLAGS = ("found", "posed", "ok", "centerface")
@@ -100,7 +127,9 @@ def median(timings: dict[str, list[float]], stage: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lfw-images", type=int, default=200)
-    parser.add_argument("--teacher", default=DEFAULT_TEACHER, help="Teacher of the chain (name or model path).")
+    parser.add_argument("--teacher", default=",".join(shipped_teachers()),
+                        help="Comma-separated teachers of the chain (names or model paths); the first is the "
+                             "reference of the cost ratios. Default: every shipped teacher.")
     parser.add_argument("--detector", default="centerface",
                         help="Comma-separated detectors to compare (auto, centerface, mediapipe).")
     parser.add_argument("--hard-images", type=int, default=0,
@@ -111,6 +140,7 @@ def main() -> None:
                         help="Skip the teacher-alone and CenterFace-backend measurements.")
     args = parser.parse_args()
     detectors = args.detector.split(",")
+    teacher_names = args.teacher.split(",")
     cv2.setNumThreads(0)
 
     sets = {"sample": sample_set()}
@@ -121,50 +151,63 @@ def main() -> None:
         sets[f"small{args.hard_images}"] = small_set(args.hard_images)
 
     print(f"machine: {platform.processor() or platform.machine()}, {platform.python_implementation()} "
-          f"{platform.python_version()}, OpenCV {cv2.__version__}, 1 thread, teacher {args.teacher}")
-    teacher = load_teacher(args.teacher)
-    chains = {name: LabelChain(ChainConfig(teacher=args.teacher, detector=name), teacher=teacher)
-              for name in detectors}
+          f"{platform.python_version()}, OpenCV {cv2.__version__}, 1 thread, teachers {', '.join(teacher_names)}")
+    teachers = {name: load_teacher(name) for name in teacher_names}
+    chains = {(teacher, detector): LabelChain(ChainConfig(teacher=teacher, detector=detector),
+                                              teacher=teachers[teacher])
+              for teacher in teacher_names for detector in detectors}
     try:
         for chain in chains.values():
             chain.label_bytes(sets["sample"][0])  # warm-up: first calls allocate
-        results = {(set_name, name): run_chain(chain, blobs)
-                   for set_name, blobs in sets.items() for name, chain in chains.items()}
-        first = chains[detectors[0]]
-        per_batch = (None if args.no_extras else
-                     {batch: teacher_ms(first, sets[lfw_name], batch) for batch in (1, 4, 8, 32)})
+        results = {(set_name, *key): run_chain(chain, blobs)
+                   for set_name, blobs in sets.items() for key, chain in chains.items()}
+        first = chains[teacher_names[0], detectors[0]]
+        if not args.no_extras:
+            crops, hulls = teacher_crops(first, sets[lfw_name])
+            alone = teachers_side_by_side_ms(teachers, crops, hulls)
+            per_batch = {name: {batch: teacher_ms(teacher, crops, hulls, batch)
+                                for batch in (1, 4, 8, 32) if batch <= len(crops)}
+                         for name, teacher in teachers.items()}
     finally:
         for chain in chains.values():
             chain.close()
 
-    for name in detectors:
-        timings = {set_name: results[set_name, name] for set_name in sets}
+    for teacher, detector in chains:
+        timings = {set_name: results[set_name, teacher, detector] for set_name in sets}
         stages = [s for s in timings["sample"] if s not in ("total", "floor") + FLAGS] + ["floor", "total"]
-        print(f"\ndetector {name}")
+        print(f"\nteacher {teacher}, detector {detector}")
         print(f"{'median ms':<12}" + "".join(f"{set_name:>12}" for set_name in timings))
         for stage in stages:
             print(f"{stage:<12}" + "".join(f"{median(r, stage):>12.2f}" for r in timings.values()))
         print(f"{'chain/floor':<12}" + "".join(f"{median(r, 'total') / median(r, 'floor'):>12.2f}"
                                               for r in timings.values()))
 
-    print(f"\n{'set':<14}{'detector':<12}{'images':>7}{'faces %':>9}{'pose %':>8}{'ok %':>8}{'to CF %':>8}"
-          f"{'floor ms':>9}{'chain ms':>9}{'floor x':>8}{'chain x':>8}")
-    for set_name in sets:
-        base = results[set_name, detectors[0]]
-        for name in detectors:
-            r = results[set_name, name]
-            share = {flag: 100 * np.mean(r[flag]) for flag in FLAGS}
-            floor, total = median(r, "floor"), median(r, "total")
-            print(f"{set_name:<14}{name:<12}{len(r['ok']):>7}{share['found']:>9.2f}{share['posed']:>8.2f}"
-                  f"{share['ok']:>8.2f}{share['centerface']:>8.1f}{floor:>9.2f}{total:>9.2f}"
-                  f"{median(base, 'floor') / floor:>8.2f}{median(base, 'total') / total:>8.2f}")
+    for teacher in teacher_names:
+        print(f"\nteacher {teacher}")
+        print(f"{'set':<14}{'detector':<12}{'images':>7}{'faces %':>9}{'pose %':>8}{'ok %':>8}{'to CF %':>8}"
+              f"{'floor ms':>9}{'chain ms':>9}{'floor x':>8}{'chain x':>8}")
+        for set_name in sets:
+            base = results[set_name, teacher, detectors[0]]
+            for detector in detectors:
+                r = results[set_name, teacher, detector]
+                share = {flag: 100 * np.mean(r[flag]) for flag in FLAGS}
+                floor, total = median(r, "floor"), median(r, "total")
+                print(f"{set_name:<14}{detector:<12}{len(r['ok']):>7}{share['found']:>9.2f}{share['posed']:>8.2f}"
+                      f"{share['ok']:>8.2f}{share['centerface']:>8.1f}{floor:>9.2f}{total:>9.2f}"
+                      f"{median(base, 'floor') / floor:>8.2f}{median(base, 'total') / total:>8.2f}")
     print(f"('to CF': images whose face CenterFace found; 'floor x', 'chain x': speed-up over {detectors[0]})")
 
     if args.no_extras:
         return
-    print(f"teacher {args.teacher} alone on LFW crops, median ms per image: " + ", ".join(
-        f"batch {batch} {ms:.2f}" for batch, ms in per_batch.items()) + f"; batch 1 / batch 32 "
-        f"{per_batch[1] / per_batch[32]:.2f}; the chain uses batch {first.teacher_batch}")
+    reference = teacher_names[0]
+    print(f"\nteachers alone on {len(crops)} LFW crops, taking turns crop by crop, batch 1, median ms per crop:")
+    for name in teacher_names:
+        print(f"  {name:<40}{alone[name]:>8.2f} ms  {alone[name] / alone[reference]:.2f} of {reference}")
+    for name in teacher_names:
+        batches = per_batch[name]
+        print(f"teacher {name} alone, median ms per crop: " + ", ".join(
+            f"batch {batch} {ms:.2f}" for batch, ms in batches.items()) + f"; batch 1 / batch {max(batches)} "
+            f"{batches[1] / batches[max(batches)]:.2f}; the chain uses batch {chains[name, detectors[0]].teacher_batch}")
 
     lfw_images = [decode_image(data) for data in sets[lfw_name]]
     dnn, ort = detector_ms("opencv", lfw_images), detector_ms("onnxruntime", lfw_images)

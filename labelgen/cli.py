@@ -207,7 +207,9 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
 @click.option("--out", type=str, required=True,
               help="The Zarr store to create or resume: a folder, or an fsspec URL such as s3://bucket/labels.zarr "
                    "(credentials and AWS_ENDPOINT_URL from the environment; docs/store.md).")
-@click.option("--teacher", default=DEFAULT_TEACHER, show_default=True, help=_TEACHER_HELP)
+@click.option("--teacher", default=None,
+              help=_TEACHER_HELP + f" (default: {DEFAULT_TEACHER} for a new store; a resumed store keeps the "
+                   "teacher it was made with, so a store made under an older default resumes with that one)")
 @click.option("--detector", type=_DETECTOR_CHOICE, default=None,
               help=_DETECTOR_HELP + f" Default: {DEFAULT_DETECTOR} for a new store; a resumed store keeps the "
                    "one it was made with (centerface for a store made before this option).")
@@ -262,9 +264,11 @@ def run(source_name, root, source_options, out, teacher, detector, crop_size, ma
     if dashboard is not None and (scheduler or serial):
         raise click.UsageError("--dashboard is the local cluster's; a --scheduler cluster has its own "
                                "('dask scheduler --dashboard-address'), and --serial runs no cluster")
-    teacher = _check_teacher(teacher)
     part_of = _parse_part(part)
-    if detector is None:  # like --shard-size: the store's own when resuming, so the same command resumes
+    if teacher is None:  # like --shard-size: the store's own when resuming, so the same command resumes
+        teacher = (None if overwrite else stored_setting(out, "teacher")) or DEFAULT_TEACHER
+    teacher = _check_teacher(teacher)
+    if detector is None:  # likewise
         detector = (None if overwrite else stored_setting(out, "detector")) or DEFAULT_DETECTOR
     if max_pixels is None:  # likewise
         max_pixels = (None if overwrite else stored_setting(out, "max_pixels")) or DEFAULT_MAX_PIXELS

@@ -375,7 +375,7 @@ def predict_main(inputs, model, out_dir, size, device, max_frames) -> None:
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="Corpus root.")
 @click.option("--teacher", default=None, help="Starting teacher: a shipped teacher's name, 'classical' or a .pt/.onnx "
               f"model (e.g. exported by svc-export from a supervised run). {MODEL_FILE_TRUST}  [default: the "
-              "shipped default teacher, see 'labelgen teachers']")
+              "shipped default teacher, see 'labelgen teachers'; a resumed loop keeps the teacher it began with]")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Loop folder: round_<r>/ per round.")
 @click.option("--rounds", default=2, show_default=True, help="At most this many student rounds.")
 @click.option("--width", default=0.25, show_default=True, help="Student FaceOccNet channel multiplier.")
@@ -407,13 +407,13 @@ def loop_main(source_name, root, teacher, out, rounds, width, epochs, batch_size
     with occluder families (hands, glasses, props) that no training set uses. A killed loop resumes.
     """
     from labelgen.disk_space import file_system_of, no_space_error
-    from labelgen.teachers import DEFAULT_TEACHER, resolve
+    from labelgen.teachers import resolve
     from labelgen.run_lock import FolderLocked
     from train.engine.stopping import TrainingInterrupted
-    from train.workflows.student_teacher import LoopConfig, check_init_weights, run_loop
+    from train.workflows.student_teacher import LoopConfig, check_init_weights, run_loop, starting_teacher
 
     config = LoopConfig(source=source_name, root=str(root.resolve()) if root else None, out=str(out),
-                        teacher=resolve(teacher or DEFAULT_TEACHER).spec,
+                        teacher=resolve(starting_teacher(out, teacher)).spec,
                         rounds=rounds, width=width, epochs=epochs, batch_size=batch_size, max_steps=max_steps,
                         workers=workers, num_workers=num_workers, quality_limit=quality_limit, min_gain=min_gain,
                         extra_labels=tuple(str(path.resolve()) for path in extra_labels), amp=amp, lr=lr,

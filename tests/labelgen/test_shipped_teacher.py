@@ -160,3 +160,25 @@ def test_the_default_teacher_keeps_its_quality_on_held_out_occluders(lfw_root):
     assert metrics["face_iou_in"] >= guard["face_iou_in"] - 0.01
     assert metrics["occ_iou_in"] >= guard["occ_iou_in"] - 0.01
     assert metrics["face_iou"] >= guard["face_iou"] - 0.01
+
+
+def test_cli_run_resumes_a_store_with_the_teacher_it_was_made_with(tmp_path):
+    """A store keeps its teacher when the default changes: a resume without --teacher takes the store's."""
+    from click.testing import CliRunner
+
+    from labelgen.cli import main
+    from labelgen.run import stored_setting
+
+    out = str(tmp_path / "labels.zarr")
+    base = ["run", "--source", "sample", "--out", out, "--prepare-only"]
+    made = CliRunner().invoke(main, base + ["--teacher", "classical"])  # not the default, as an older store's
+    assert made.exit_code == 0, made.output
+    assert stored_setting(out, "teacher") == "classical"
+    resumed = CliRunner().invoke(main, base)
+    assert resumed.exit_code == 0, resumed.output
+    assert stored_setting(out, "teacher") == "classical"
+    refused = CliRunner().invoke(main, base + ["--teacher", "hull"])
+    assert refused.exit_code != 0 and "different job (differs in: config)" in refused.output
+    fresh = CliRunner().invoke(main, base + ["--overwrite"])  # a new store takes the default
+    assert fresh.exit_code == 0, fresh.output
+    assert stored_setting(out, "teacher") == DEFAULT_TEACHER

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from labelgen.cli import main as labelgen_main
 from labelgen.store import LabelStore
-from train.workflows.student_teacher import LoopConfig, format_history, quality_score, run_loop
+from train.workflows.student_teacher import LoopConfig, format_history, quality_score, run_loop, starting_teacher
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -17,6 +17,15 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 def test_quality_score_adds_face_and_occlusion_iou():
     assert quality_score({"face_iou": 0.5, "occ_iou": 0.25}) == 0.75
     assert quality_score({"face_iou": 0.5, "occ_iou": float("nan")}) == 0.5
+
+
+def test_a_resumed_loop_keeps_the_teacher_it_began_with(tmp_path):
+    from labelgen.teachers import DEFAULT_TEACHER
+
+    assert starting_teacher(tmp_path, None) == DEFAULT_TEACHER  # a new loop: the shipped default
+    (tmp_path / "loop_config.json").write_text(json.dumps({"teacher": "classical"}))  # begun under another default
+    assert starting_teacher(tmp_path, None) == "classical"
+    assert starting_teacher(tmp_path, "hull") == "hull"  # said on the command line: that one (and refused later)
 
 
 def test_supervised_teacher_trains_exports_and_labels(tmp_path, lfw_root):

@@ -48,6 +48,20 @@ class LoopConfig:
     init_weights: str | None = None  # checkpoint round 1's student starts from; later rounds: the previous student
 
 
+def starting_teacher(out: str | Path, teacher: str | None) -> str:
+    """The teacher a loop starts from: ``teacher`` when given; else the one a loop already in ``out``
+    recorded (so it resumes with the teacher it began with after the shipped default changes); else the
+    shipped default."""
+    from labelgen.teachers import DEFAULT_TEACHER
+
+    if teacher is not None:
+        return teacher
+    recorded = Path(out) / "loop_config.json"
+    if recorded.is_file():
+        return json.loads(recorded.read_text())["teacher"]
+    return DEFAULT_TEACHER
+
+
 def quality_score(metrics: dict) -> float:
     """What the loop maximises: pooled face IoU plus pooled occlusion IoU (nan counts as 0)."""
     def value(name: str) -> float:
