@@ -11,10 +11,14 @@ From one training checkpoint (e.g. ``out/teacher_v2/faceocc-w05-v1.ckpt``, v1's 
 (b) one pass, float32;
 (c) one pass, static int8 (QDQ, per-channel weights; :func:`labelgen.teachers.quantize.quantize_teacher`),
     calibrated on synthetic **train** faces (training occluder families); one row per ``--int8`` try
-    ``METHOD:FACES[:ends]`` (``ends``: first and last convolution left in float32). When the best full-int8 try
+    ``METHOD:FACES[:ends][:r7]`` (``ends``: first and last convolution left in float32; ``r7``: 7-bit weights,
+    which no x86 CPU's int8 kernels can saturate, see :func:`~labelgen.teachers.quantize.quantize_teacher`).
+    When the best full-int8 try
     loses more than 0.5 occlusion-IoU points against (b) (clean or the variants' mean, whole crop or face region),
     that method is tried again with the ends in float32;
-(d) one pass at 96 px: the crop resized to 96 (area), the logits resized back to 128 (bilinear).
+(d) one pass at 96 px: the crop resized to 96 (area), the logits resized back to 128 (bilinear);
+(r) with ``--reference FILE``: a teacher's ONNX file as it ships (e.g. the previous version), timed and scored
+    in the same run, so a new teacher's cost and quality read against the old one's.
 
 Cost: milliseconds per crop from a ``uint8`` 128 px crop to 128 px logits (input scaling and, for (d), both
 resizes included), batch 1, one onnxruntime thread, on the first ``--timing-crops`` crops of the clean val store;
@@ -168,16 +172,17 @@ def interleaved_ms(copies: dict[str, Copy], crops: np.ndarray, repeats: int) -> 
 
 
 # -- the run ----------------------------------------------------------------------------------------
-def parse_try(text: str) -> tuple[str, int, bool]:
-    """``"percentile:64:ends"`` -> ``("percentile", 64, True)``."""
+def parse_try(text: str) -> tuple[str, int, bool, bool]:
+    """``"percentile:64:ends"`` -> ``("percentile", 64, True, False)``; ``"entropy:64:r7"`` -> ``(..., False, True)``."""
     parts = text.split(":")
-    if len(parts) not in (2, 3) or not parts[1].isdigit() or parts[2:] not in ([], ["ends"]):
-        raise argparse.ArgumentTypeError(f"an --int8 try is METHOD:FACES[:ends], not {text!r}")
-    return parts[0], int(parts[1]), len(parts) == 3
+    flags = parts[2:]
+    if len(parts) < 2 or not parts[1].isdigit() or not set(flags) <= {"ends", "r7"} or len(set(flags)) < len(flags):
+        raise argparse.ArgumentTypeError(f"an --int8 try is METHOD:FACES[:ends][:r7], not {text!r}")
+    return parts[0], int(parts[1]), "ends" in flags, "r7" in flags
 
 
-def try_name(method: str, faces: int, ends: bool) -> str:
-    return f"(c) int8 {method} {faces}" + (" ends fp32" if ends else "")
+def try_name(method: str, faces: int, ends: bool, reduce: bool = False) -> str:
+    return f"(c) int8 {method} {faces}" + (" ends fp32" if ends else "") + (" 7-bit w" if reduce else "")
 
 
 def main() -> None:
@@ -187,7 +192,10 @@ def main() -> None:
     parser.add_argument("--stores", type=Path, default=Path("out/teacher_eval/stores"),
                         help="Folder of the synthetic val stores (val_<variant>.zarr; written when missing).")
     parser.add_argument("--int8", default="minmax:64,percentile:64,entropy:64",
-                        help="Comma-separated int8 tries METHOD:FACES[:ends] (methods minmax, percentile, entropy).")
+                        help="Comma-separated int8 tries METHOD:FACES[:ends][:r7] (methods minmax, percentile, "
+                             "entropy).")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="Also time and score this teacher file as it is (row (r)), e.g. the shipped v1.")
     parser.add_argument("--low-side", type=int, default=96, help="Input side of copy (d); 0 leaves (d) out.")
     parser.add_argument("--timing-crops", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=7)
@@ -204,19 +212,23 @@ def main() -> None:
     names = {"flip": "(a) flip-averaged fp32", "single": "(b) single pass fp32",
              "low": f"(d) single pass {args.low_side} px fp32"}
     stores = val_stores(args.stores, args.limit)
+    if args.reference is not None:
+        names["reference"] = f"(r) {args.reference.stem}"
+        files["reference"] = args.reference
     copies = {names[key]: path for key, path in files.items()}
     scores = {names[key]: quality(Copy(path, args.threads), stores, args.limit) for key, path in files.items()}
     reference = scores[names["single"]]
 
     calibration: dict[int, list[np.ndarray]] = {}
 
-    def run_try(method: str, faces: int, ends: bool) -> str:
-        name = try_name(method, faces, ends)
+    def run_try(method: str, faces: int, ends: bool, reduce: bool = False) -> str:
+        name = try_name(method, faces, ends, reduce)
         if faces not in calibration:
             calibration[faces] = calibration_crops(faces)
-        path = args.out_dir / f"single_int8_{method}_{faces}{'_ends' if ends else ''}.onnx"
+        path = args.out_dir / f"single_int8_{method}_{faces}{'_ends' if ends else ''}{'_r7' if reduce else ''}.onnx"
         begin = time.perf_counter()
-        quantize_teacher(files["single"], path, calibration[faces], method, keep_ends_float=ends)
+        quantize_teacher(files["single"], path, calibration[faces], method, keep_ends_float=ends,
+                         reduce_range=reduce)
         print(f"{name}: quantised in {time.perf_counter() - begin:.0f} s", flush=True)
         copies[name] = path
         scores[name] = quality(Copy(path, args.threads), stores, args.limit)
@@ -226,9 +238,9 @@ def main() -> None:
     best = min((name for name in full if " ends " not in name), key=lambda n: worst_loss(scores[n], reference),
                default=None)
     if best is not None and worst_loss(scores[best], reference) > BUDGET:
-        method, faces = next((m, f) for m, f, e in tries if try_name(m, f, e) == best)
-        if try_name(method, faces, True) not in scores:
-            run_try(method, faces, True)
+        method, faces, _, reduce = next(spec for spec in tries if try_name(*spec) == best)
+        if try_name(method, faces, True, reduce) not in scores:
+            run_try(method, faces, True, reduce)
 
     timing_crops = LabelStore(stores[CLEAN], mode="r").read("image", slice(0, args.timing_crops))
     ms = interleaved_ms({name: Copy(path, 1) for name, path in copies.items()}, timing_crops, args.repeats)
@@ -238,13 +250,13 @@ def main() -> None:
           f"median of {args.repeats} interleaved rounds x {len(timing_crops)} crops; quality on the synthetic val "
           f"split ({LabelStore(stores[CLEAN], mode='r').count if args.limit is None else args.limit} faces, "
           f"training families), clean and the mean of {len(VARIANTS)} variants, percent")
-    header = (f"{'copy':<34}{'ms/crop':>8}{'x (a)':>7}{'MB':>6}{'occ clean':>10}{'occ mean':>9}"
+    header = (f"{'copy':<40}{'ms/crop':>8}{'x (a)':>7}{'MB':>6}{'occ clean':>10}{'occ mean':>9}"
               f"{'occ@reg clean':>14}{'occ@reg mean':>13}{'face clean':>11}{'face mean':>10}{'loss vs a':>10}"
               f"{'loss vs b':>10}")
     print(header + "\n" + "-" * len(header))
     for name, path in sorted(copies.items()):  # (a), (b), (c) tries, (d)
         s = scores[name]
-        print(f"{name:<34}{ms[name]:>8.2f}{ms[name] / base:>7.2f}{path.stat().st_size / 1e6:>6.1f}"
+        print(f"{name:<40}{ms[name]:>8.2f}{ms[name] / base:>7.2f}{path.stat().st_size / 1e6:>6.1f}"
               f"{s[CLEAN]['occ_iou']:>10.2f}{s['mean']['occ_iou']:>9.2f}{s[CLEAN]['occ_iou_in']:>14.2f}"
               f"{s['mean']['occ_iou_in']:>13.2f}{s[CLEAN]['face_iou']:>11.2f}{s['mean']['face_iou']:>10.2f}"
               f"{worst_loss(s, scores[names['flip']]):>10.2f}{worst_loss(s, reference):>10.2f}")

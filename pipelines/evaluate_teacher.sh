@@ -23,7 +23,7 @@
 # OUT/<model file stem>/ (JSON reports, tables, pictures; <split>/ holds step 4's files and table.txt).
 #
 # Usage: pipelines/evaluate_teacher.sh [--split test|val] [--out OUT=out/teacher_eval] [MODEL ...]
-#   MODEL: teacher files, .onnx or TorchScript .pt (default labelgen/teachers/faceocc-w05-v1.onnx).
+#   MODEL: teacher files, .onnx or TorchScript .pt (default: the default shipped teacher's file, 'labelgen teachers').
 # Environment: CHAIN_LIMIT (faces through the chain in step 4; 300 on test, 100 on val);
 #   LIMIT=N (only the first N faces everywhere: a smoke test, its numbers mean nothing).
 set -euo pipefail
@@ -39,7 +39,8 @@ while [ $# -gt 0 ]; do
     *) models+=("$1"); shift ;;
   esac
 done
-[ ${#models[@]} -gt 0 ] || models=(labelgen/teachers/faceocc-w05-v1.onnx)
+[ ${#models[@]} -gt 0 ] || models=("$(python -c 'from labelgen.teachers import DEFAULT_TEACHER, shipped_teacher_file
+print(shipped_teacher_file(DEFAULT_TEACHER))')")
 case $split in
   test) chain_limit=${CHAIN_LIMIT:-300} ;;
   val) chain_limit=${CHAIN_LIMIT:-100} ;;

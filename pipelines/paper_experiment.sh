@@ -46,7 +46,8 @@ fi
 [ -n "${MAX_STEPS:-}" ] && max_steps=(--max-steps "$MAX_STEPS")
 here=$(cd "$(dirname "$0")/.." && pwd)
 lfw=${SVC_LFW_PARTS:-$here/../shared/data/lfw_parts}
-teacher=$here/labelgen/teachers/faceocc-w05-v1.onnx
+# v1, not the default teacher: docs/experiments.md's numbers were made with it (TEACHER=file to change).
+teacher=${TEACHER:-$here/labelgen/teachers/faceocc-w05-v1.onnx}
 mkdir -p "$out/runs" "$out/eval"
 . "$here/pipelines/paper_steps.sh"  # log, train, result, in_parallel, finish_parallel, evaluate
 

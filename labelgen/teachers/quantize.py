@@ -58,7 +58,7 @@ def first_and_last_convs(model: str | Path) -> list[str]:
 
 
 def quantize_teacher(model: str | Path, out: str | Path, crops: Iterable[np.ndarray], method: str = "minmax",
-                     keep_ends_float: bool = False) -> Path:
+                     keep_ends_float: bool = False, reduce_range: bool = False) -> Path:
     """Write a static int8 (QDQ, per-channel weights) copy of an ONNX teacher, calibrated on ``crops``.
 
     Args:
@@ -71,6 +71,10 @@ def quantize_teacher(model: str | Path, out: str | Path, crops: Iterable[np.ndar
             that keeps the histogram's information).
         keep_ends_float: Leave the first and the last convolution in float32 (:func:`first_and_last_convs`
             of the graph as prepared for quantisation).
+        reduce_range: Quantise the weights to 7 bits (-64..64). x86 CPUs without VNNI (AVX2, AVX-512 before
+            Cascade Lake) multiply uint8 activations by int8 weights in pairs summed into int16, which
+            saturates when both are near their ends (255 x 127 x 2 > 32767); with 7-bit weights the sum
+            stays below (255 x 64 x 2 = 32640), so the file gives the same labels on every x86 CPU.
 
     Returns:
         ``out``.
@@ -118,6 +122,6 @@ def quantize_teacher(model: str | Path, out: str | Path, crops: Iterable[np.ndar
         exclude = first_and_last_convs(prepared) if keep_ends_float else []
         quantize_static(str(prepared), str(out), Crops(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=methods[method], nodes_to_exclude=exclude,
+                        calibrate_method=methods[method], nodes_to_exclude=exclude, reduce_range=reduce_range,
                         extra_options={"CalibStridedMinMax": chunk})
     return out

@@ -65,3 +65,25 @@ def test_bad_calls_are_refused_before_any_work(float_teacher, tmp_path):
         quantize_teacher(float_teacher, tmp_path / "x.onnx", crops(2, 0), "median")
     with pytest.raises(ValueError, match="no calibration crop"):
         quantize_teacher(float_teacher, tmp_path / "x.onnx", [])
+
+
+def quantized_weight_ranges(path) -> list[tuple[int, int]]:
+    """(min, max) of every int8 weight initialiser that feeds a DequantizeLinear node."""
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    initialisers = {item.name: numpy_helper.to_array(item) for item in graph.initializer}
+    fed = {node.input[0] for node in graph.node if node.op_type == "DequantizeLinear"}
+    return [(int(array.min()), int(array.max())) for name, array in initialisers.items()
+            if name in fed and array.dtype == np.int8]
+
+
+@pytest.mark.parametrize("reduce_range, low, high", [(False, -127, 127), (True, -64, 64)])
+def test_reduce_range_keeps_weights_in_seven_bits(float_teacher, tmp_path, reduce_range, low, high):
+    """Weights within +-64 are what no x86 int8 kernel can saturate (255 x 64 x 2 < 2**15); full range
+    uses the 8th bit somewhere."""
+    out = quantize_teacher(float_teacher, tmp_path / "int8.onnx", crops(16, 0), reduce_range=reduce_range)
+    ranges = quantized_weight_ranges(out)
+    assert ranges and all(low <= lo and hi <= high for lo, hi in ranges)
+    widest = max(max(-lo, hi) for lo, hi in ranges)
+    assert widest > 64 if not reduce_range else widest == 64
