@@ -52,11 +52,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from labelgen.eval.quality import label_quality, summarize  # noqa: E402
-from labelgen.eval.synth import synthetic_split, to_store_size, write_synthetic_store  # noqa: E402
+from labelgen.eval.synth import write_synthetic_store  # noqa: E402
 from labelgen.eval.variants import CLEAN, VARIANTS  # noqa: E402
 from labelgen.stages.teacher import to_network_input  # noqa: E402
 from labelgen.store import LabelStore  # noqa: E402
-from labelgen.teachers.quantize import quantize_teacher  # noqa: E402
+from labelgen.teachers.quantize import calibration_crops, parse_int8, quantize_teacher  # noqa: E402
 
 SIZE = 128  # the store's crops and the logits every copy returns
 BUDGET = 0.5  # occlusion-IoU points a cheaper copy may lose (docs/teacher.md)
@@ -79,11 +79,6 @@ def export_float_copies(checkpoint: Path, out_dir: Path, low_side: int | None) -
         if low_side:
             files["low"] = export_onnx(model, out_dir / f"single_float32_{low_side}px.onnx", low_side)
     return files
-
-
-def calibration_crops(count: int) -> list[np.ndarray]:
-    """The first ``count`` synthetic occluded **train** faces (training families) as 128 px crops."""
-    return [to_store_size(image, label, SIZE)[0] for _, image, label in synthetic_split("train", limit=count)]
 
 
 class Copy:
@@ -172,15 +167,6 @@ def interleaved_ms(copies: dict[str, Copy], crops: np.ndarray, repeats: int) -> 
 
 
 # -- the run ----------------------------------------------------------------------------------------
-def parse_try(text: str) -> tuple[str, int, bool, bool]:
-    """``"percentile:64:ends"`` -> ``("percentile", 64, True, False)``; ``"entropy:64:r7"`` -> ``(..., False, True)``."""
-    parts = text.split(":")
-    flags = parts[2:]
-    if len(parts) < 2 or not parts[1].isdigit() or not set(flags) <= {"ends", "r7"} or len(set(flags)) < len(flags):
-        raise argparse.ArgumentTypeError(f"an --int8 try is METHOD:FACES[:ends][:r7], not {text!r}")
-    return parts[0], int(parts[1]), "ends" in flags, "r7" in flags
-
-
 def try_name(method: str, faces: int, ends: bool, reduce: bool = False) -> str:
     return f"(c) int8 {method} {faces}" + (" ends fp32" if ends else "") + (" 7-bit w" if reduce else "")
 
@@ -203,7 +189,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="Only the first N val faces (a smoke test).")
     parser.add_argument("--json", type=Path, default=None, help="Also write every number here.")
     args = parser.parse_args()
-    tries = [parse_try(text) for text in args.int8.split(",") if text]
+    try:
+        tries = [parse_int8(text) for text in args.int8.split(",") if text]
+    except ValueError as error:
+        parser.error(str(error))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     cv2.setNumThreads(1)

@@ -316,26 +316,43 @@ def eval_main(model, lfw_root, split, size, batch_size, num_workers, max_images,
 @click.option("--flip-average", is_flag=True,
               help="Export the model with flip test-time averaging built in: every runtime that loads the file "
                    "averages the logits of the image and of its mirror image (2 passes per call).")
-def export_main(checkpoint, out_dir, name, size, fmt, check, flip_average) -> None:
+@click.option("--int8", "int8", default=None, metavar="METHOD:FACES[:ends][:r7]",
+              help="Also write <name>.int8.onnx: static int8 (QDQ, per-channel weights) calibrated on the first "
+                   "FACES synthetic occluded LFW Part Labels train faces; METHOD minmax, percentile or entropy; "
+                   "'ends' keeps the first and last convolution in float32, 'r7' uses 7-bit weights (the same "
+                   "labels on x86 CPUs without VNNI). The shipped v2 teacher is entropy:64:r7 (docs/teacher.md).")
+def export_main(checkpoint, out_dir, name, size, fmt, check, flip_average, int8) -> None:
     """Export a training CHECKPOINT (.ckpt or run folder) to TorchScript and/or ONNX.
 
     The files follow labelgen's teacher convention (float32 1x3x128x128 RGB in [-1, 1]
     -> logits), so 'labelgen label --teacher out/model.onnx' can use them.
     """
+    from labelgen.teachers.quantize import calibration_crops, parse_int8, quantize_teacher
     from train.checkpoint import model_from_checkpoint
     from train.evaluation.export import export_model
     from train.models import FlipAveraged
 
     formats = ("torchscript", "onnx") if fmt == "both" else (fmt,)
     try:
+        recipe = parse_int8(int8) if int8 else None
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--int8") from None
+    if recipe and "onnx" not in formats:
+        raise click.UsageError("--int8 quantises the ONNX file: use --format onnx or both")
+    try:
         model = model_from_checkpoint(checkpoint)
         if flip_average:
             model = FlipAveraged(model)
         result = export_model(model, out_dir, name, size, formats, check)
+        if recipe:
+            method, faces, ends, reduce = recipe
+            result["int8"] = quantize_teacher(result["onnx"], Path(out_dir) / f"{name}.int8.onnx",
+                                              calibration_crops(faces, size), method, keep_ends_float=ends,
+                                              reduce_range=reduce)
     except (OSError, ValueError, RuntimeError) as error:
         raise _fail(error) from None
-    for kind in ("torchscript", "onnx"):
-        if result[kind]:
+    for kind in ("torchscript", "onnx", "int8"):
+        if result.get(kind):
             click.echo(f"{kind}: {result[kind]}")
     for runtime, diff in result["max_diff"].items():
         click.echo(f"max |logit diff| {runtime}: {diff:.2e}")

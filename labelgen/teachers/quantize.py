@@ -33,6 +33,34 @@ METHODS = ("minmax", "percentile", "entropy")
 CALIBRATION_CHUNK = 32
 
 
+def parse_int8(text: str) -> tuple[str, int, bool, bool]:
+    """An int8 recipe ``METHOD:FACES[:ends][:r7]`` as ``(method, faces, keep_ends_float, reduce_range)``.
+
+    Example:
+        >>> parse_int8("entropy:64:r7")
+        ('entropy', 64, False, True)
+
+    Raises:
+        ValueError: not of that form, or an unknown method.
+    """
+    parts = text.split(":")
+    flags = parts[2:]
+    if (len(parts) < 2 or parts[0] not in METHODS or not parts[1].isdigit() or int(parts[1]) < 1
+            or not set(flags) <= {"ends", "r7"} or len(set(flags)) < len(flags)):
+        raise ValueError(f"an int8 recipe is METHOD:FACES[:ends][:r7] with METHOD one of {', '.join(METHODS)} "
+                         f"(e.g. entropy:64:r7), not {text!r}")
+    return parts[0], int(parts[1]), "ends" in flags, "r7" in flags
+
+
+def calibration_crops(count: int, side: int = 128, root: str | Path | None = None) -> list[np.ndarray]:
+    """The first ``count`` synthetic occluded LFW Part Labels **train** faces (training occluder families),
+    as ``side`` px crops: what a teacher labels, and never a face it is evaluated on."""
+    from labelgen.eval.synth import synthetic_split, to_store_size
+
+    return [to_store_size(image, label, side)[0] for _, image, label in synthetic_split("train", limit=count,
+                                                                                          root=root)]
+
+
 def declared_input(model: str | Path) -> tuple[str, int]:
     """The ONNX file's input name and its square side (128 when the side is not fixed)."""
     import onnx

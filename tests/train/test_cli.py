@@ -113,6 +113,25 @@ def test_flip_average_built_into_the_export_equals_flip_average_at_evaluation(tr
     assert scores[2] != scores[3]  # averaging changed the predictions of this untrained model
 
 
+def test_export_int8_writes_a_quantised_teacher_beside_the_float_one(trained, lfw_root):
+    from labelgen.stages.teacher import ModelTeacher
+    from labelgen.teachers.quantize import METHODS
+
+    base, run = trained
+    out = base / "export_int8"
+    result = CliRunner().invoke(export_main, [str(run), "--out-dir", str(out), "--size", "64", "--format", "onnx",
+                                              "--int8", "entropy:8:r7"])
+    assert result.exit_code == 0, result.output
+    int8 = out / "model.int8.onnx"
+    assert f"int8: {int8}" in result.output and int8.stat().st_size < 0.5 * (out / "model.onnx").stat().st_size
+    assert ModelTeacher(int8, input_size=64)(np.zeros((64, 64, 3), np.uint8), np.ones((64, 64), bool)).shape == (64, 64)
+    refused = CliRunner().invoke(export_main, [str(run), "--out-dir", str(out), "--int8", "median:8"])
+    assert refused.exit_code == 2 and "METHOD one of " + ", ".join(METHODS) in " ".join(refused.output.split())
+    refused = CliRunner().invoke(export_main, [str(run), "--out-dir", str(out), "--format", "torchscript",
+                                               "--int8", "entropy:8"])
+    assert refused.exit_code == 2 and "--int8 quantises the ONNX file" in refused.output
+
+
 def test_predict_on_an_image_and_a_video(trained, tmp_path):
     from labelgen.sample import sample_image, sample_jpeg
 
