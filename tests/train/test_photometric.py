@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from train.cli import main as svc_train
 from train.config import TrainConfig, resolve_defaults
-from train.datasets.photometric import DEFAULT_PROBABILITY, DEFAULT_STRENGTH, KINDS, Photometric
+from train.datasets.photometric import DEFAULT_PROBABILITY, DEFAULT_STRENGTH, KINDS, Photometric, expose
 from train.datasets.synthetic import make_synthetic_lfw
 from train.distributed import init_distributed
 from train.engine.training_data import TrainingData
@@ -50,6 +50,23 @@ def test_each_kind_changes_the_image_and_keeps_shape_and_dtype(kind):
     assert out.dtype == torch.uint8 and out.shape == images.shape
     # At least 1 grey level on average over the batch: far above rounding (0.5), far below any real change.
     assert (out.float() - images.float()).abs().mean() > 1.0
+
+
+def srgb_exposure_reference(x: np.ndarray, stops: float) -> np.ndarray:
+    """IEC 61966-2-1 sRGB to linear, times 2**stops, clipped, and back: written out from the standard."""
+    linear = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4) * 2.0 ** stops
+    linear = np.clip(linear, 0, 1)
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+@pytest.mark.parametrize("stops", [-2.5, -1.0, 0.0, 0.7, 1.5])
+def test_exposure_matches_the_srgb_standard_and_burns_highlights_out(stops):
+    x = faces(2).float() / 255
+    out = expose(x, torch.full((2,), stops)).numpy()
+    # float32 against float64 through two power laws: 1e-5 of the [0, 1] range is far below one grey level.
+    np.testing.assert_allclose(out, srgb_exposure_reference(x.double().numpy(), stops), atol=1e-5)
+    if stops > 1:  # the light tones pass white and clip: a camera's over-exposure, which gamma never does
+        assert (out >= 1 - 1e-6).mean() > 0.1
 
 
 def test_probability_zero_is_the_identity_and_one_touches_every_image():

@@ -15,11 +15,13 @@ order a camera and the web apply them:
 ========================  =====  ==============================================  =================
 kind                       p     range at strength 1 (``strength`` scales it)      by
 ========================  =====  ==============================================  =================
+exposure                   0.30  -2.5 .. +1.5 stops in linear light, clipped       kornia (colour)
+                                 (over-exposure burns highlights out)
 white balance              0.30  black-body colour temperatures (warm .. cool)     kornia
 brightness / contrast /    0.50  brightness 0.8..1.2, contrast 0.7..1.3,           kornia
 saturation                       saturation 0.3..1.5
 exposure (gamma)           0.30  gamma 0.45 (over-exposed) .. 2.2 (under-exposed)  kornia
-greyscale                  0.20  all of it                                         kornia
+greyscale                  0.30  all of it                                         kornia
 blur                       0.20  Gaussian sigma 0.1 .. 1.5 px                      kornia
 sensor noise               0.20  Gaussian, sigma 0.03 (about 8 / 255)              kornia
 low resolution             0.25  down to 0.25 .. 0.6 of the side, back up          OpenCV
@@ -57,10 +59,11 @@ DEFAULT_PROBABILITY = 0.5
 DEFAULT_STRENGTH = 1.0
 
 # The kinds, in the order they are applied (see the module table).
-KINDS = ("white_balance", "colour", "gamma", "greyscale", "blur", "noise", "low_resolution", "jpeg")
-# The chance an augmented image gets each kind (the module table's p).
-KIND_PROBABILITY = {"white_balance": 0.3, "colour": 0.5, "gamma": 0.3, "greyscale": 0.2, "blur": 0.2, "noise": 0.2,
-                    "low_resolution": 0.25, "jpeg": 0.35}
+KINDS = ("exposure", "white_balance", "colour", "gamma", "greyscale", "blur", "noise", "low_resolution", "jpeg")
+# The chance an augmented image gets each kind (the module table's p). Greyscale is the likeliest after colour:
+# it was v1's worst failure (docs/teacher.md), and colour-less photos are common in web corpora.
+KIND_PROBABILITY = {"exposure": 0.3, "white_balance": 0.3, "colour": 0.5, "gamma": 0.3, "greyscale": 0.3,
+                    "blur": 0.2, "noise": 0.2, "low_resolution": 0.25, "jpeg": 0.35}
 
 
 def _seed_of(seed: Sequence[int] | int) -> int:
@@ -98,6 +101,8 @@ class Photometric:
     def _step(self, kind: str) -> Callable[[torch.Tensor], torch.Tensor]:
         """One kind as a callable that changes every image of a float N x 3 x H x W batch in [0, 1]."""
         s = self.strength
+        if kind == "exposure":
+            return _Exposure((-2.5 * s, 1.5 * s))
         if kind == "white_balance":
             return K.RandomPlanckianJitter(mode="blackbody", p=1.0)
         if kind == "colour":
@@ -148,6 +153,37 @@ class Photometric:
         out = images.clone()
         out[chosen] = x.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
         return out
+
+
+def expose(x: torch.Tensor, stops: torch.Tensor) -> torch.Tensor:
+    """Change the exposure of sRGB images by ``stops`` (one per image; +1 doubles the light) in linear
+    light, clipping what passes white, as a camera does: over-exposure burns highlights out, which no
+    gamma curve does (gamma keeps white white and every tone apart).
+
+    Args:
+        x: float N x 3 x H x W sRGB in [0, 1].
+        stops: N exposure changes in stops.
+
+    Example:
+        >>> grey = torch.full((2, 3, 1, 1), 0.5)
+        >>> expose(grey, torch.tensor([1.0, -1.0])).flatten(1)[:, 0]
+        tensor([0.6858, 0.3608])
+    """
+    from kornia.color import linear_rgb_to_rgb, rgb_to_linear_rgb
+
+    gain = (2.0 ** stops.to(x.dtype)).view(-1, 1, 1, 1)
+    return linear_rgb_to_rgb((rgb_to_linear_rgb(x) * gain).clamp(0, 1))
+
+
+class _Exposure:
+    """``expose`` each image by a number of stops uniform in ``bounds``."""
+
+    def __init__(self, bounds: tuple[float, float]):
+        self.bounds = bounds
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        stops = self.bounds[0] + (self.bounds[1] - self.bounds[0]) * torch.rand(len(x))
+        return expose(x, stops)
 
 
 class _PerImage:
