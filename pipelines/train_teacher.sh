@@ -12,10 +12,13 @@
 #   3. a robustness phase: the same occluders plus photometric augmentation (svc-train --photometric: greyscale,
 #      colour casts, exposure, JPEG, low resolution, blur, noise; train/datasets/photometric.py), lr 3e-4 with the
 #      plateau schedule, from phase 2's best checkpoint, or from $INIT when given (then phases 1-2 are skipped:
-#      e.g. the v1 weights recovered by scripts/teacher_weights_from_onnx.py). It stops after training and
-#      prints the best checkpoint: exporting (flip averaging or not, int8) is a separate decision. With
-#      DISTILL=MODEL (e.g. labelgen/teachers/faceocc-w05-v1.onnx) the phase also learns that model's answers on
-#      each image before augmentation (svc-train --distill, weight DISTILL_WEIGHT, default 10).
+#      e.g. the v1 weights recovered by scripts/teacher_weights_from_onnx.py). With DISTILL=MODEL (e.g.
+#      labelgen/teachers/faceocc-w05-v1.onnx) the phase also learns that model's answers on each image before
+#      augmentation (svc-train --distill, weight DISTILL_WEIGHT, default 10);
+#   4. svc-export of its best checkpoint to ONNX, one pass, and to int8 (--int8 $INT8, default entropy:64:r7:
+#      entropy-calibrated on 64 synthetic train faces, 7-bit weights), the int8 file written into the package
+#      with its sha256. The shipped faceocc-w05-v2 is exactly this with INIT=v1's weights and DISTILL=v1's file
+#      (docs/teacher.md gives the command).
 # Phases 1-2 train without photometric augmentation (--photometric 0), as v1 did.
 #
 # Seeds are fixed (--seed 0: initialisation, data order, occluders, flips, photometric draws); we have not checked
@@ -25,7 +28,7 @@
 #
 # Usage: pipelines/train_teacher.sh [OUT=out/teacher_recipe] [EPOCHS=60] [WIDTH=0.5] [NAME=faceocc-w05-v1]
 # Environment (v2 only): INIT=checkpoint to start the robustness phase from (read only when it starts); ROBUST_EPOCHS (30);
-#   PHOTOMETRIC (0.5, the chance a draw is augmented); PHOTOMETRIC_STRENGTH (1.0); DISTILL, DISTILL_WEIGHT (above).
+#   PHOTOMETRIC (0.5, the chance a draw is augmented); PHOTOMETRIC_STRENGTH (1.0); DISTILL, DISTILL_WEIGHT, INT8 (above).
 # On a GPU: WIDTH=1.0 (add --batch-size 128 to the svc-train lines for speed).
 set -euo pipefail
 out=${1:-out/teacher_recipe}
@@ -69,8 +72,9 @@ else
   phase robust "${ROBUST_EPOCHS:-30}" --occluder-families "$skin_families" --lr 3e-4 --lr-patience 2 "${distill[@]}" \
     --photometric "${PHOTOMETRIC:-0.5}" --photometric-strength "${PHOTOMETRIC_STRENGTH:-1.0}" \
     --init-weights "${INIT:-$out/runs/skin2/checkpoints/best.ckpt}"
-  echo "best checkpoint (synthetic val mean recall): $out/runs/robust/checkpoints/best.ckpt"
-  echo "export it when decided, e.g.: svc-export $out/runs/robust/checkpoints/best.ckpt --out-dir $out/export" \
-       "--name $name --format onnx [--flip-average]"
+  svc-export "$out/runs/robust/checkpoints/best.ckpt" --out-dir "$out/export" --name "$name" --format onnx \
+    --int8 "${INT8:-entropy:64:r7}"
+  cp "$out/export/$name.int8.onnx" "$here/labelgen/teachers/$name.onnx"
+  sha256sum "$here/labelgen/teachers/$name.onnx"
 fi
 echo "train_teacher.sh: $(( ($(date +%s) - start) / 60 )) minutes (this invocation)"

@@ -18,10 +18,12 @@ while [ $# -gt 0 ]; do
     --out) mkdir -p "$2/checkpoints" && touch "$2/checkpoints/best.ckpt" "$2/checkpoints/last.ckpt"; shift ;;
     --out-dir) out_dir=$2; shift ;;
     --name) name=$2; shift ;;
+    --int8) int8=$2; shift ;;
   esac
   shift
 done
 [ -n "$out_dir" ] && mkdir -p "$out_dir" && echo onnx > "$out_dir/$name.onnx"
+[ -n "$int8" ] && echo "int8 $int8" > "$out_dir/$name.int8.onnx"
 exit 0
 """
 
@@ -63,25 +65,28 @@ def test_v1_by_name_trains_its_three_phases_without_photometric_and_exports_into
     assert (root / "labelgen" / "teachers" / "faceocc-w05-v1.onnx").is_file()
 
 
-def test_v2_from_given_weights_trains_only_the_robustness_phase_and_exports_nothing(recipe, tmp_path):
+def test_v2_from_given_weights_trains_only_the_robustness_phase_and_ships_its_int8_export(recipe, tmp_path):
     root, out, run = recipe
     init = tmp_path / "v1.ckpt"
     calls = run(str(out), "60", "0.5", "faceocc-w05-v2", INIT=str(init), ROBUST_EPOCHS="7")
-    assert len(calls) == 1 and calls[0].startswith("svc-train")
+    assert len(calls) == 2 and calls[0].startswith("svc-train") and calls[1].startswith("svc-export")
     for option in (f"--out {out}/runs/robust", "--epochs 7", "--photometric 0.5", "--photometric-strength 1.0",
                    f"--init-weights {init}", "--occluder-families objects,polygons,scarves,skin", "--lr 3e-4"):
         assert option in calls[0]
-    assert not list((root / "labelgen" / "teachers").iterdir())
+    assert f"{out}/runs/robust/checkpoints/best.ckpt" in calls[1] and "--flip-average" not in calls[1]
+    shipped = root / "labelgen" / "teachers" / "faceocc-w05-v2.onnx"
+    assert shipped.read_text() == "int8 entropy:64:r7\n"  # the int8 file, not the float one, goes in the package
     # Stopped before it finished: a rerun, even without INIT, resumes it (and does not start phase 1).
     (out / "runs" / "robust" / "finished").unlink()
-    calls = run(str(out), "60", "0.5", "faceocc-w05-v2")
-    assert len(calls) == 1 and f"--resume {out}/runs/robust" in calls[0]
-    assert run(str(out), "60", "0.5", "faceocc-w05-v2") == []  # finished: nothing to do
+    calls = run(str(out), "60", "0.5", "faceocc-w05-v2", INT8="minmax:32")
+    assert len(calls) == 2 and f"--resume {out}/runs/robust" in calls[0] and "--int8 minmax:32" in calls[1]
+    calls = run(str(out), "60", "0.5", "faceocc-w05-v2")  # finished: only the export again
+    assert len(calls) == 1 and calls[0].startswith("svc-export")
 
 
 def test_v2_without_given_weights_runs_v1s_phases_first(recipe):
     _root, out, run = recipe
-    calls = run(str(out), "60", "0.5", "faceocc-w05-v2")
+    calls = [call for call in run(str(out), "60", "0.5", "faceocc-w05-v2") if call.startswith("svc-train")]
     runs = [call.split("--out ")[1].split()[0].rsplit("/", 1)[1] for call in calls]
     assert runs == ["main", "skin", "skin2", "robust"]
     assert f"--init-weights {out}/runs/skin2/checkpoints/best.ckpt" in calls[-1]
@@ -93,4 +98,4 @@ def test_v2_with_distill_passes_the_reference_and_its_weight(recipe, tmp_path):
     reference = tmp_path / "v1.onnx"
     calls = run(str(out), "60", "0.5", "faceocc-w05-v2", INIT=str(tmp_path / "v1.ckpt"), DISTILL=str(reference),
                 DISTILL_WEIGHT="4")
-    assert len(calls) == 1 and f"--distill {reference} --distill-weight 4" in calls[0]
+    assert len(calls) == 2 and f"--distill {reference} --distill-weight 4" in calls[0]
