@@ -61,7 +61,7 @@ def test_every_sample_face_gets_a_valid_label(chain):
     results = [chain.label_bytes(sample_jpeg(key), key) for key in sample_keys()]
     ok = [r for r in results if r.ok]
     assert len(ok) >= len(results) - 2
-    assert any(r.blobs > 0 for r in ok) and any(r.blobs == 0 for r in ok)
+    assert any(r.blobs > 0 for r in ok)  # (labels without blobs: the hull teacher's, test_crop_size_256_...)
     for r in ok:
         assert r.image.shape == (128, 128, 3) and r.label.shape == (128, 128) and r.label.dtype == np.uint8
         ids = np.unique(r.label)
