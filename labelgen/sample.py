@@ -38,12 +38,12 @@ NO_FACE_KEY = "coffee/original.jpg"
 def _base_photo(name: str) -> np.ndarray:
     import skimage.data
 
-    if name == "astronaut":
-        return to_rgb8(skimage.data.astronaut())
-    if name == "cameraman":
-        return to_rgb8(skimage.data.camera())
-    if name == "coffee":
-        return to_rgb8(skimage.data.coffee())
+    # scikit-image's bundled PNGs, read by OpenCV rather than skimage.data's loaders: those go through
+    # imageio, whose reader, cut off by a Ctrl-C mid-read, prints a traceback when it is collected.
+    files = {"astronaut": "astronaut.png", "cameraman": "camera.png", "coffee": "coffee.png"}
+    if name in files:
+        image = cv2.imread(os.path.join(os.path.dirname(skimage.data.__file__), files[name]), cv2.IMREAD_UNCHANGED)
+        return to_rgb8(image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
     if name == "hopper":
         import matplotlib
 
