@@ -20,7 +20,7 @@ exposure                   0.30  -2.5 .. +1.5 stops in linear light, clipped    
 white balance              0.30  black-body colour temperatures (warm .. cool)     kornia
 brightness / contrast /    0.50  brightness 0.8..1.2, contrast 0.7..1.3,           kornia
 saturation                       saturation 0.3..1.5
-exposure (gamma)           0.30  gamma 0.45 (over-exposed) .. 2.2 (under-exposed)  kornia
+tone curve (gamma)         0.30  gamma 0.45 (brighter) .. 2.2 (darker)             kornia
 greyscale                  0.30  all of it                                         kornia
 blur                       0.20  Gaussian sigma 0.1 .. 1.5 px                      kornia
 sensor noise               0.20  Gaussian, sigma 0.03 (about 8 / 255)              kornia
@@ -60,8 +60,8 @@ DEFAULT_STRENGTH = 1.0
 
 # The kinds, in the order they are applied (see the module table).
 KINDS = ("exposure", "white_balance", "colour", "gamma", "greyscale", "blur", "noise", "low_resolution", "jpeg")
-# The chance an augmented image gets each kind (the module table's p). Greyscale is the likeliest after colour:
-# it was v1's worst failure (docs/teacher.md), and colour-less photos are common in web corpora.
+# The chance an augmented image gets each kind (the module table's p). Greyscale went from 0.2 to 0.3 for v2: it
+# was v1's worst failure (docs/teacher.md), and colour-less photos are common in web corpora.
 KIND_PROBABILITY = {"exposure": 0.3, "white_balance": 0.3, "colour": 0.5, "gamma": 0.3, "greyscale": 0.3,
                     "blur": 0.2, "noise": 0.2, "low_resolution": 0.25, "jpeg": 0.35}
 
