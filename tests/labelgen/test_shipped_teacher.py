@@ -180,21 +180,24 @@ def test_each_shipped_teacher_keeps_its_quality_on_held_out_occluders(lfw_root, 
             assert metrics[key] >= expected[key] - 0.01, key
 
 
-def test_cli_run_resumes_a_store_with_the_teacher_it_was_made_with(tmp_path):
-    """A store keeps its teacher when the default changes: a resume without --teacher takes the store's."""
+@pytest.mark.parametrize("made_with", ["faceocc-w05-v1", "classical"])
+def test_cli_run_resumes_a_store_with_the_teacher_it_was_made_with(tmp_path, made_with):
+    """A store keeps its teacher when the default changes: a resume without --teacher takes the store's
+    (a store made with v1 while it was the default finishes with v1)."""
     from click.testing import CliRunner
 
     from labelgen.cli import main
     from labelgen.run import stored_setting
 
+    assert made_with != DEFAULT_TEACHER
     out = str(tmp_path / "labels.zarr")
     base = ["run", "--source", "sample", "--out", out, "--prepare-only"]
-    made = CliRunner().invoke(main, base + ["--teacher", "classical"])  # not the default, as an older store's
+    made = CliRunner().invoke(main, base + ["--teacher", made_with])
     assert made.exit_code == 0, made.output
-    assert stored_setting(out, "teacher") == "classical"
+    assert stored_setting(out, "teacher") == made_with
     resumed = CliRunner().invoke(main, base)
     assert resumed.exit_code == 0, resumed.output
-    assert stored_setting(out, "teacher") == "classical"
+    assert stored_setting(out, "teacher") == made_with
     refused = CliRunner().invoke(main, base + ["--teacher", "hull"])
     assert refused.exit_code != 0 and "different job (differs in: config)" in refused.output
     fresh = CliRunner().invoke(main, base + ["--overwrite"])  # a new store takes the default
