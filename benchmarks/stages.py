@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.detector_sets import lfw_set, occluded_set, sample_set, small_set  # noqa: E402
+from benchmarks.timing import interleaved_ms  # noqa: E402
 from labelgen.chain import ChainConfig, LabelChain, LabelResult  # noqa: E402
 from labelgen.stages.decode import decode_image  # noqa: E402
 from labelgen.stages.detect import CenterFaceDetector  # noqa: E402
@@ -100,22 +101,6 @@ def teacher_ms(teacher, crops: list, hulls: list, batch: int, repeats: int = 3) 
     return statistics.median(times)
 
 
-def teachers_side_by_side_ms(teachers: dict, crops: list, hulls: list, rounds: int = 5) -> dict[str, float]:
-    """Median ms per crop of each teacher at batch 1, the teachers taking turns crop by crop: a machine
-    that gets busier during the run slows every teacher alike, so their ratios hold."""
-    runs = {name: batched(teacher) for name, teacher in teachers.items()}
-    for run in runs.values():
-        run(crops[:1], hulls[:1])  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(rounds):
-        for crop, hull in zip(crops, hulls):
-            for name, run in runs.items():
-                begin = time.perf_counter()
-                run([crop], [hull])
-                times[name].append((time.perf_counter() - begin) * 1000)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 FLAGS = ("found", "posed", "ok", "centerface")
 
 
@@ -164,7 +149,9 @@ def main() -> None:
         first = chains[teacher_names[0], detectors[0]]
         if not args.no_extras:
             crops, hulls = teacher_crops(first, sets[lfw_name])
-            alone = teachers_side_by_side_ms(teachers, crops, hulls)
+            # Batch 1, the teachers taking turns crop by crop, so their ratios hold on a busy machine.
+            alone = interleaved_ms({name: lambda pair, run=batched(teacher): run([pair[0]], [pair[1]])
+                                    for name, teacher in teachers.items()}, list(zip(crops, hulls)), rounds=5)
             per_batch = {name: {batch: teacher_ms(teacher, crops, hulls, batch)
                                 for batch in (1, 4, 8, 32) if batch <= len(crops)}
                          for name, teacher in teachers.items()}

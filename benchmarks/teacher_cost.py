@@ -51,6 +51,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.timing import interleaved_ms  # noqa: E402
 from labelgen.eval.quality import label_quality, summarize  # noqa: E402
 from labelgen.eval.synth import write_synthetic_store  # noqa: E402
 from labelgen.eval.variants import CLEAN, VARIANTS  # noqa: E402
@@ -151,21 +152,6 @@ def worst_loss(scores: dict, reference: dict) -> float:
     return max(reference[part][key] - scores[part][key] for part in (CLEAN, "mean") for key in QUALITY_KEYS)
 
 
-# -- cost -------------------------------------------------------------------------------------------
-def interleaved_ms(copies: dict[str, Copy], crops: np.ndarray, repeats: int) -> dict[str, float]:
-    """Median ms per crop of each copy (batch 1), the copies taking turns crop by crop in every round."""
-    times: dict[str, list[float]] = {name: [] for name in copies}
-    for copy in copies.values():
-        copy(crops[:1])  # warm-up: first runs allocate
-    for _ in range(repeats):
-        for crop in crops:
-            for name, copy in copies.items():
-                begin = time.perf_counter()
-                copy(crop[None])
-                times[name].append((time.perf_counter() - begin) * 1000)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 # -- the run ----------------------------------------------------------------------------------------
 def try_name(method: str, faces: int, ends: bool, reduce: bool = False) -> str:
     return f"(c) int8 {method} {faces}" + (" ends fp32" if ends else "") + (" 7-bit w" if reduce else "")
@@ -232,7 +218,9 @@ def main() -> None:
             run_try(method, faces, True, reduce)
 
     timing_crops = LabelStore(stores[CLEAN], mode="r").read("image", slice(0, args.timing_crops))
-    ms = interleaved_ms({name: Copy(path, 1) for name, path in copies.items()}, timing_crops, args.repeats)
+    runs = {name: Copy(path, 1) for name, path in copies.items()}
+    ms = interleaved_ms({name: lambda crop, run=run: run(crop[None]) for name, run in runs.items()}, timing_crops,
+                        args.repeats)  # batch 1
 
     base = ms[names["flip"]]
     print(f"\n{args.checkpoint}: {platform.processor() or platform.machine()}, onnxruntime 1 thread, batch 1, "
