@@ -257,7 +257,7 @@ def run(source_name, root, source_options, out, teacher, detector, crop_size, ma
     """
     from labelgen.chain import ChainConfig
     from labelgen.disk_space import file_system_of, no_space_error
-    from labelgen.run import Interrupted, Job, signals_stop_the_run, stored_setting
+    from labelgen.run import Interrupted, Job, signals_stop_the_run, stored_settings
 
     if source_name != "sample" and root is None:
         raise click.UsageError(f"--source {source_name} needs --root (the corpus location)")
@@ -265,13 +265,11 @@ def run(source_name, root, source_options, out, teacher, detector, crop_size, ma
         raise click.UsageError("--dashboard is the local cluster's; a --scheduler cluster has its own "
                                "('dask scheduler --dashboard-address'), and --serial runs no cluster")
     part_of = _parse_part(part)
-    if teacher is None:  # like --shard-size: the store's own when resuming, so the same command resumes
-        teacher = (None if overwrite else stored_setting(out, "teacher")) or DEFAULT_TEACHER
-    teacher = _check_teacher(teacher)
-    if detector is None:  # likewise
-        detector = (None if overwrite else stored_setting(out, "detector")) or DEFAULT_DETECTOR
-    if max_pixels is None:  # likewise
-        max_pixels = (None if overwrite else stored_setting(out, "max_pixels")) or DEFAULT_MAX_PIXELS
+    # Settings not given: like --shard-size, the store's own when resuming (so the same command resumes).
+    stored = {} if overwrite else stored_settings(out)
+    teacher = _check_teacher(teacher or stored.get("teacher") or DEFAULT_TEACHER)
+    detector = detector or stored.get("detector") or DEFAULT_DETECTOR
+    max_pixels = max_pixels or stored.get("max_pixels") or DEFAULT_MAX_PIXELS
     job = Job(source_name, None if source_name == "sample" else str(root.resolve()), _parse_options(source_options),
               ChainConfig(crop_size=crop_size, teacher=teacher, detector=detector, max_pixels=max_pixels),
               shard_size, seed)

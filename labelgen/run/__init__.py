@@ -23,8 +23,8 @@ Example:
 from labelgen.run.chain_start import ChainCannotStart
 from labelgen.run.distributor import ClusterError, run_job
 from labelgen.run.job import (Job, prepare_store, reset_damaged_shards, shards_of_part, stored_detector,
-                              stored_setting)
+                              stored_setting, stored_settings)
 from labelgen.run.signals import Interrupted, signals_stop_the_run
 
 __all__ = ["ChainCannotStart", "ClusterError", "Interrupted", "Job", "prepare_store", "reset_damaged_shards", "run_job",
-           "shards_of_part", "signals_stop_the_run", "stored_detector", "stored_setting"]
+           "shards_of_part", "signals_stop_the_run", "stored_detector", "stored_setting", "stored_settings"]

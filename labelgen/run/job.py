@@ -243,14 +243,20 @@ def _reopen(out: str, job: Job, overwrite: bool, lock: bool, part: tuple[int, in
     return None
 
 
-def stored_setting(out: str | Path, name: str):
-    """The labelling setting ``name`` (``detector``, ``max_pixels``) of the label store at ``out``
-    (a store made before the option: its value then); ``None`` when ``out`` holds no readable store."""
+def stored_settings(out: str | Path) -> dict:
+    """The labelling settings (``teacher``, ``detector``, ``max_pixels``, ...) of the label store at ``out``,
+    read once (a store made before an option: its value then); ``{}`` when ``out`` holds no readable store."""
     try:
         config = LabelStore(locations.normalise(out), mode="r").attrs["job"]["config"]
-        return as_recorded_before_the_options(config)[name]
+        return as_recorded_before_the_options(config)
     except Exception:  # no store, or not one of ours: prepare_store says what is wrong with it
-        return None
+        return {}
+
+
+def stored_setting(out: str | Path, name: str):
+    """The labelling setting ``name`` of the label store at ``out`` (see :func:`stored_settings`);
+    ``None`` when ``out`` holds no readable store."""
+    return stored_settings(out).get(name)
 
 
 def stored_detector(out: str | Path) -> str | None:
