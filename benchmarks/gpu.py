@@ -6,17 +6,20 @@ Usage: python benchmarks/gpu.py [--out gpu_check.json] [--images 1000] [--train-
 Four measurements, each on the GPU when one is there:
 
 1. ``labelgen run`` over N photos (LFW Part Labels' images when present, else the
-   embedded sample repeated) with the onnxruntime CUDA provider for the teacher:
-   images/s of the whole job, wall clock.
-2. The shipped teacher alone on random 128 px crops at batch 32 and 128 with the
-   CUDA provider: ms per crop (median over repeats, after a warm-up).
-3. FaceOccNet inference at full width (the paper reports about 300 fps): images/s
-   at batch 1 and 64, float16 autocast, no grad.
+   embedded sample repeated), one Dask worker per core: images/s of the whole job,
+   wall clock. The teacher runs on onnxruntime's CUDA provider when it has one
+   (``onnxruntime-gpu``), else on the CPU provider; the JSON says which.
+2. The shipped teacher alone on random 128 px crops at batch 32 and 128 through
+   onnxruntime (same provider rule): ms per crop (median over repeats, after a warm-up).
+3. FaceOccNet inference in PyTorch at full width (the paper reports about 300 fps)
+   and at the shipped teacher's width 0.5: images/s at batch 1 and 64, float16
+   autocast, no grad.
 4. ``svc-train`` with AMP for a few hundred steps on the store made in 1: wall
    clock and training images/s.
 
-Without CUDA it prints one line saying so and exits 0, so the recipe can run
-anywhere; ``--allow-cpu`` runs the same code on the CPU with tiny settings (the
+A section that fails records its error in the JSON and the others still run. Without
+a CUDA device for PyTorch it prints one line saying so and exits 0, so the recipe can
+run anywhere; ``--allow-cpu`` runs the same code on the CPU with tiny settings (the
 tests use it to keep this script from rotting between GPU loans).
 """
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -39,8 +43,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def cuda_status() -> tuple[bool, str]:
-    """Whether torch and onnxruntime both see a CUDA device, and a line that says what they see."""
+def cuda_status() -> tuple[bool, bool, str]:
+    """Whether torch and onnxruntime see a CUDA device, and a line that says what they see."""
     import onnxruntime
     import torch
 
@@ -48,14 +52,27 @@ def cuda_status() -> tuple[bool, str]:
     ort_cuda = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
     line = (f"torch sees {'CUDA: ' + torch.cuda.get_device_name(0) if torch_cuda else 'no CUDA device'}; "
             f"onnxruntime {'has' if ort_cuda else 'lacks'} the CUDA provider"
-            f"{'' if ort_cuda else ' (pip install onnxruntime-gpu)'}")
-    return torch_cuda and ort_cuda, line
+            f"{'' if ort_cuda else ' (pip install onnxruntime-gpu), so the teacher runs on the CPU provider'}")
+    return torch_cuda, ort_cuda, line
 
 
-def tool(name: str) -> str:
-    """A console script of this project beside the running interpreter (no activated venv needed)."""
+def tool(name: str, module: str) -> list[str]:
+    """A console script of this project beside the running interpreter, else ``python -m module`` (not installed)."""
     candidate = Path(sys.executable).with_name(name)
-    return str(candidate) if candidate.exists() else name
+    return [str(candidate)] if candidate.exists() else [sys.executable, "-m", module]
+
+
+def section(report: dict, name: str, measure, *args) -> bool:
+    """Runs one measurement into ``report[name]``; a failure is recorded there (and printed), not raised."""
+    try:
+        report[name] = measure(*args)
+    except Exception as error:  # noqa: BLE001 - one broken section must not lose the others' numbers
+        detail = error.stderr[-2000:] if isinstance(error, subprocess.CalledProcessError) and error.stderr else ""
+        report[name] = {"error": f"{type(error).__name__}: {error}", "stderr_tail": detail}
+        print(f"gpu_check: {name} failed: {report[name]['error']}\n{detail}", flush=True)
+        return False
+    print(f"gpu_check: {name} {json.dumps(report[name])}", flush=True)
+    return True
 
 
 def photo_folder(folder: Path, count: int) -> str:
@@ -83,10 +100,11 @@ def measure_labelling(work: Path, images: int, workers: int) -> dict:
     """Section 1: the whole labelling job; returns images/s and the status counts."""
     origin = photo_folder(work / "photos", images)
     store = work / "labels.zarr"
-    command = [tool("labelgen"), "run", "--source", "folder", "--root", str(work / "photos"), "--out", str(store),
+    command = [*tool("labelgen", "labelgen.cli"), "run", "--source", "folder", "--root", str(work / "photos"),
+               "--out", str(store),
                "--workers", str(workers)]
     start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
     from labelgen.store import LabelStore
 
@@ -95,14 +113,13 @@ def measure_labelling(work: Path, images: int, workers: int) -> dict:
             "images_per_s": round(images / wall, 2), "status_counts": counts, "command": " ".join(command)}
 
 
-def measure_teacher(device: str, batches: tuple[int, ...], repeats: int) -> dict:
+def measure_teacher(providers: list[str], batches: tuple[int, ...], repeats: int) -> dict:
     """Section 2: ms per crop of the shipped teacher, per batch size."""
     import onnxruntime
 
     from labelgen.teachers import resolve
 
     teacher = resolve()
-    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
     session = onnxruntime.InferenceSession(str(teacher.file()), providers=providers)
     name = session.get_inputs()[0].name
     rng = np.random.default_rng(0)
@@ -146,12 +163,13 @@ def measure_inference(device: str, width: float, batches: tuple[int, ...], repea
 
 def measure_training(work: Path, device: str, steps: int, batch: int, width: float) -> dict:
     """Section 4: svc-train with AMP on the labelled store; wall clock and training images/s."""
-    command = [tool("svc-train"), "--labels", str(work / "labels.zarr"), "--out", str(work / "run"), "--amp",
+    command = [*tool("svc-train", "train.cli"), "--labels", str(work / "labels.zarr"), "--out", str(work / "run"),
+               "--amp",
                "--device", device, "--max-steps", str(steps), "--batch-size", str(batch), "--width", str(width),
                "--epochs", "1000", "--num-workers", "4" if device == "cuda" else "1", "--no-progress",
                "--val-fraction", "0.1", "--allow-incomplete"]
     start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
     return {"steps": steps, "batch": batch, "width": width, "wall_s": round(wall, 2),
             "images_per_s_including_start": round(steps * batch / wall, 1), "command": " ".join(command)}
@@ -161,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("gpu_check.json"), help="The JSON file to write.")
     parser.add_argument("--images", type=int, default=1000, help="Photos to label in section 1.")
-    parser.add_argument("--workers", type=int, default=4, help="Dask workers of the labelling job.")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="Dask workers of the labelling job (default: one per core).")
     parser.add_argument("--train-steps", type=int, default=300, help="svc-train steps in section 4.")
     parser.add_argument("--train-batch", type=int, default=128, help="svc-train batch in section 4.")
     parser.add_argument("--repeats", type=int, default=20, help="Timed repeats per batch size (medians).")
@@ -169,27 +188,29 @@ def main(argv: list[str] | None = None) -> int:
                         help="Without CUDA, run everything on the CPU anyway (to test this script).")
     args = parser.parse_args(argv)
 
-    has_cuda, line = cuda_status()
-    if not has_cuda and not args.allow_cpu:
+    torch_cuda, ort_cuda, line = cuda_status()
+    if not torch_cuda and not args.allow_cpu:
         print(f"gpu_check: nothing measured: {line}.")
         return 0
-    device = "cuda" if has_cuda else "cpu"
-    report = {"device": line, "host": platform.node(), "python": platform.python_version()}
+    device = "cuda" if torch_cuda else "cpu"
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if ort_cuda else ["CPUExecutionProvider"]
+    report = {"device": line, "host": platform.node(), "python": platform.python_version(), "cpus": os.cpu_count()}
+    print(f"gpu_check: {line}", flush=True)
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
         work = Path(tmp)
-        report["labelling"] = measure_labelling(work, args.images, args.workers)
-        print(f"gpu_check: labelling {report['labelling']['images_per_s']} images/s", flush=True)
-        report["teacher"] = measure_teacher(device, (32, 128) if has_cuda else (1, 4), args.repeats)
-        print(f"gpu_check: teacher ms per crop {[v for k, v in report['teacher'].items() if k.startswith('ms_')]}", flush=True)
-        report["inference"] = measure_inference(device, 1.0, (1, 64) if has_cuda else (1, 2), args.repeats)
-        print(f"gpu_check: FaceOccNet inference {report['inference']}", flush=True)
-        report["training"] = measure_training(work, device, args.train_steps, args.train_batch, 1.0)
-        print(f"gpu_check: training {report['training']['images_per_s_including_start']} images/s", flush=True)
+        labelled = section(report, "labelling", measure_labelling, work, args.images, args.workers)
+        section(report, "teacher", measure_teacher, providers, (32, 128) if torch_cuda else (1, 4), args.repeats)
+        batches = (1, 64) if torch_cuda else (1, 2)
+        for width in (1.0, 0.5):  # full width (the paper's network), then the shipped teacher's width
+            section(report, f"inference_width{width}", measure_inference, device, width, batches, args.repeats)
+        if labelled:
+            section(report, "training", measure_training, work, device, args.train_steps, args.train_batch, 1.0)
+        else:
+            report["training"] = {"error": "skipped: it trains on the store that labelling failed to make"}
         shutil.rmtree(work / "run", ignore_errors=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"gpu_check: wrote {args.out}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
