@@ -14,8 +14,8 @@ Four measurements, each on the GPU when one is there:
 3. FaceOccNet inference in PyTorch at full width (the paper reports about 300 fps)
    and at the shipped teacher's width 0.5: images/s at batch 1 and 64, float16
    autocast, no grad.
-4. ``svc-train`` with AMP for a few hundred steps on the store made in 1: wall
-   clock and training images/s.
+4. ``svc-train`` with AMP for a few hundred steps on the store made in 1, once per
+   data-loader count (``--train-loaders``): wall clock and the steady training images/s.
 
 A section that fails records its error in the JSON and the others still run. Without
 a CUDA device for PyTorch it prints one line saying so and exits 0, so the recipe can
@@ -161,18 +161,28 @@ def measure_inference(device: str, width: float, batches: tuple[int, ...], repea
     return result
 
 
-def measure_training(work: Path, device: str, steps: int, batch: int, width: float) -> dict:
-    """Section 4: svc-train with AMP on the labelled store; wall clock and training images/s."""
-    command = [*tool("svc-train", "train.cli"), "--labels", str(work / "labels.zarr"), "--out", str(work / "run"),
-               "--amp",
-               "--device", device, "--max-steps", str(steps), "--batch-size", str(batch), "--width", str(width),
-               "--epochs", "1000", "--num-workers", "4" if device == "cuda" else "1", "--no-progress",
+def measure_training(work: Path, device: str, steps: int, batch: int, width: float, loaders: int) -> dict:
+    """Section 4: svc-train with AMP on the labelled store, ``loaders`` data-loading processes.
+
+    Returns the wall clock (start, validation and checkpoints included) and the steady training rate:
+    the median of the run's own per-window images/s (metrics.jsonl), which leaves those out.
+    """
+    run = work / f"run_loaders{loaders}"
+    command = [*tool("svc-train", "train.cli"), "--labels", str(work / "labels.zarr"), "--out", str(run),
+               "--amp", "--device", device, "--max-steps", str(steps), "--batch-size", str(batch),
+               "--width", str(width), "--epochs", "1000", "--num-workers", str(loaders), "--no-progress",
                "--val-fraction", "0.1", "--allow-incomplete"]
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
-    return {"steps": steps, "batch": batch, "width": width, "wall_s": round(wall, 2),
-            "images_per_s_including_start": round(steps * batch / wall, 1), "command": " ".join(command)}
+    from train.engine.logs import read_metrics
+
+    rates = [r["images_per_s"] for r in read_metrics(run / "metrics.jsonl") if r.get("kind") == "train"]
+    shutil.rmtree(run, ignore_errors=True)
+    return {"steps": steps, "batch": batch, "width": width, "loader_workers": loaders, "wall_s": round(wall, 2),
+            "images_per_s_including_start": round(steps * batch / wall, 1),
+            "images_per_s_training": round(statistics.median(rates), 1) if rates else None,
+            "command": " ".join(command)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="Dask workers of the labelling job (default: one per core).")
     parser.add_argument("--train-steps", type=int, default=300, help="svc-train steps in section 4.")
     parser.add_argument("--train-batch", type=int, default=128, help="svc-train batch in section 4.")
+    parser.add_argument("--train-loaders", default="4,12",
+                        help="Comma-separated data-loading process counts to train with in section 4, one run each "
+                             "(is training fed fast enough?). Default: 4,12 (1 without CUDA).")
     parser.add_argument("--repeats", type=int, default=20, help="Timed repeats per batch size (medians).")
     parser.add_argument("--allow-cpu", action="store_true",
                         help="Without CUDA, run everything on the CPU anyway (to test this script).")
@@ -203,11 +216,12 @@ def main(argv: list[str] | None = None) -> int:
         batches = (1, 64) if torch_cuda else (1, 2)
         for width in (1.0, 0.5):  # full width (the paper's network), then the shipped teacher's width
             section(report, f"inference_width{width}", measure_inference, device, width, batches, args.repeats)
-        if labelled:
-            section(report, "training", measure_training, work, device, args.train_steps, args.train_batch, 1.0)
-        else:
-            report["training"] = {"error": "skipped: it trains on the store that labelling failed to make"}
-        shutil.rmtree(work / "run", ignore_errors=True)
+        for loaders in [int(n) for n in args.train_loaders.split(",")] if torch_cuda else [1]:
+            name = f"training_loaders{loaders}"
+            if labelled:
+                section(report, name, measure_training, work, device, args.train_steps, args.train_batch, 1.0, loaders)
+            else:
+                report[name] = {"error": "skipped: it trains on the store that labelling failed to make"}
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"gpu_check: wrote {args.out}")
     return 0
