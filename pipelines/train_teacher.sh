@@ -19,7 +19,8 @@
 #      entropy-calibrated on 64 synthetic train faces, 7-bit weights), the int8 file written into the package
 #      with its sha256. The shipped faceocc-w05-v2 is exactly this with INIT=v1's weights and DISTILL=v1's file
 #      (docs/teacher.md gives the command).
-# Phases 1-2 train without photometric augmentation (--photometric 0), as v1 did.
+# Phases 1-2 train without photometric augmentation (--photometric 0), as v1 did; for any other NAME,
+# EARLY_PHOTOMETRIC=P gives them the augmentation too (chance P a draw is augmented): a teacher robust from the start.
 #
 # Seeds are fixed (--seed 0: initialisation, data order, occluders, flips, photometric draws); we have not checked
 # that a full rerun reproduces the shipped file bit for bit (bfloat16 kernels differ across CPUs), so compare a
@@ -28,7 +29,8 @@
 #
 # Usage: pipelines/train_teacher.sh [OUT=out/teacher_recipe] [EPOCHS=60] [WIDTH=0.5] [NAME=faceocc-w05-v1]
 # Environment (v2 only): INIT=checkpoint to start the robustness phase from (read only when it starts); ROBUST_EPOCHS (30);
-#   PHOTOMETRIC (0.5, the chance a draw is augmented); PHOTOMETRIC_STRENGTH (1.0); DISTILL, DISTILL_WEIGHT, INT8 (above).
+#   PHOTOMETRIC (0.5, the chance a draw is augmented); PHOTOMETRIC_STRENGTH (1.0); DISTILL, DISTILL_WEIGHT, INT8 (above);
+#   EARLY_PHOTOMETRIC (0: phases 1-2 without the augmentation).
 # On a GPU: WIDTH=1.0 (add --batch-size 128 to the svc-train lines for speed).
 set -euo pipefail
 out=${1:-out/teacher_recipe}
@@ -52,12 +54,14 @@ phase() {  # phase NAME EPOCHS [svc-train options...]: train one phase unless it
   touch "$run/finished"
 }
 
+early=${EARLY_PHOTOMETRIC:-0}
+[ "$name" = faceocc-w05-v1 ] && early=0  # v1 is rebuilt exactly as shipped
 # Phases 1-2, unless the robustness phase starts from $INIT (or already started: a rerun without INIT resumes it).
 if [ "$name" = faceocc-w05-v1 ] || { [ -z "${INIT:-}" ] && [ ! -f "$out/runs/robust/checkpoints/last.ckpt" ]; }; then
-  phase main "$epochs" --lr-patience 3 --photometric 0
-  phase skin 12 --occluder-families "$skin_families" --lr 3e-4 --lr-patience 2 --photometric 0 \
+  phase main "$epochs" --lr-patience 3 --photometric "$early"
+  phase skin 12 --occluder-families "$skin_families" --lr 3e-4 --lr-patience 2 --photometric "$early" \
     --init-weights "$out/runs/main/checkpoints/best.ckpt"
-  phase skin2 12 --occluder-families "$skin_families" --lr 3e-4 --lr-patience 2 --photometric 0 \
+  phase skin2 12 --occluder-families "$skin_families" --lr 3e-4 --lr-patience 2 --photometric "$early" \
     --init-weights "$out/runs/skin/checkpoints/best.ckpt"
 fi
 

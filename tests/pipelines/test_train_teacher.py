@@ -99,3 +99,18 @@ def test_v2_with_distill_passes_the_reference_and_its_weight(recipe, tmp_path):
     calls = run(str(out), "60", "0.5", "faceocc-w05-v2", INIT=str(tmp_path / "v1.ckpt"), DISTILL=str(reference),
                 DISTILL_WEIGHT="4")
     assert len(calls) == 2 and f"--distill {reference} --distill-weight 4" in calls[0]
+
+
+def test_early_photometric_augments_phases_1_and_2_except_for_v1(recipe):
+    _root, out, run = recipe
+    calls = [call for call in run(str(out), "60", "1.0", "faceocc-w10-r1", EARLY_PHOTOMETRIC="0.4")
+             if call.startswith("svc-train")]
+    assert len(calls) == 4 and [_option(call, "--photometric") for call in calls] == ["0.4", "0.4", "0.4", "0.5"]
+    assert all(_option(call, "--width") == "1.0" for call in calls)
+    v1 = [call for call in run(str(out / "v1"), EARLY_PHOTOMETRIC="0.4") if call.startswith("svc-train")]
+    assert [_option(call, "--photometric") for call in v1] == ["0", "0", "0"]
+
+
+def _option(call: str, name: str) -> str:
+    words = call.split()
+    return words[words.index(name) + 1]
