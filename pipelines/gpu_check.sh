@@ -5,7 +5,8 @@
 #   3. FaceOccNet inference at full width: images/s at batch 1 and 64 (the paper reports about 300 fps);
 #   4. svc-train with AMP for TRAIN_STEPS steps: wall clock and images/s.
 # On a machine without CUDA it prints one line saying so and exits 0.
-# Needs onnxruntime-gpu for the CUDA provider: pip install onnxruntime-gpu (in place of onnxruntime).
+# The teacher uses onnxruntime's CUDA provider when onnxruntime-gpu is installed (in place of onnxruntime), else
+# its CPU provider; the JSON says which. A section that fails records its error and the others still run.
 #
 # Usage: pipelines/gpu_check.sh [OUT=gpu_check.json] [IMAGES=1000] [TRAIN_STEPS=300]
 set -euo pipefail
