@@ -8,7 +8,9 @@ Four measurements, each on the GPU when one is there:
 1. ``labelgen run`` over N photos (LFW Part Labels' images when present, else the
    embedded sample repeated), one Dask worker per core: images/s of the whole job,
    wall clock. The teacher runs on onnxruntime's CUDA provider when it has one
-   (``onnxruntime-gpu``), else on the CPU provider; the JSON says which.
+   (``onnxruntime-gpu``), else on the CPU provider; the JSON says which. With
+   ``--torchscript-teacher FILE`` the same photos are labelled again with that
+   TorchScript teacher, which runs on the GPU through PyTorch.
 2. The shipped teacher alone on random 128 px crops at batch 32 and 128 through
    onnxruntime (same provider rule): ms per crop (median over repeats, after a warm-up).
 3. FaceOccNet inference in PyTorch at full width (the paper reports about 300 fps)
@@ -96,13 +98,19 @@ def photo_folder(folder: Path, count: int) -> str:
     return origin
 
 
-def measure_labelling(work: Path, images: int, workers: int) -> dict:
-    """Section 1: the whole labelling job; returns images/s and the status counts."""
-    origin = photo_folder(work / "photos", images)
-    store = work / "labels.zarr"
-    command = [*tool("labelgen", "labelgen.cli"), "run", "--source", "folder", "--root", str(work / "photos"),
-               "--out", str(store),
-               "--workers", str(workers)]
+def measure_labelling(work: Path, images: int, workers: int, teacher: Path | None = None) -> dict:
+    """Section 1: the whole labelling job (with ``teacher``, a model file, else the default); images/s, statuses.
+
+    The photos are made once and shared; each teacher writes its own store (the default's: ``labels.zarr``).
+    """
+    photos = work / "photos"
+    origin = photo_folder(photos, images) if not photos.exists() else (work / "photos.origin").read_text()
+    (work / "photos.origin").write_text(origin)
+    store = work / ("labels.zarr" if teacher is None else f"labels_{teacher.stem}.zarr")
+    command = [*tool("labelgen", "labelgen.cli"), "run", "--source", "folder", "--root", str(photos),
+               "--out", str(store), "--workers", str(workers)]
+    if teacher is not None:
+        command += ["--teacher", str(teacher)]
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
@@ -197,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="Comma-separated data-loading process counts to train with in section 4, one run each "
                              "(is training fed fast enough?). Default: 4,12 (1 without CUDA).")
     parser.add_argument("--repeats", type=int, default=20, help="Timed repeats per batch size (medians).")
+    parser.add_argument("--torchscript-teacher", type=Path,
+                        help="Also label the same photos with this TorchScript teacher (svc-export --format "
+                             "torchscript), which runs on the GPU through PyTorch: no onnxruntime-gpu needed.")
     parser.add_argument("--allow-cpu", action="store_true",
                         help="Without CUDA, run everything on the CPU anyway (to test this script).")
     args = parser.parse_args(argv)
@@ -212,11 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
         work = Path(tmp)
         labelled = section(report, "labelling", measure_labelling, work, args.images, args.workers)
+        if args.torchscript_teacher:  # the teacher on PyTorch's CUDA, where onnxruntime has no CUDA provider
+            section(report, "labelling_torchscript_teacher", measure_labelling, work, args.images, args.workers,
+                    args.torchscript_teacher.resolve())
         section(report, "teacher", measure_teacher, providers, (32, 128) if torch_cuda else (1, 4), args.repeats)
         batches = (1, 64) if torch_cuda else (1, 2)
         for width in (1.0, 0.5):  # full width (the paper's network), then the shipped teacher's width
             section(report, f"inference_width{width}", measure_inference, device, width, batches, args.repeats)
-        for loaders in [int(n) for n in args.train_loaders.split(",")] if torch_cuda else [1]:
+        for loaders in [int(n) for n in args.train_loaders.split(",") if n] if torch_cuda else [1]:
             name = f"training_loaders{loaders}"
             if labelled:
                 section(report, name, measure_training, work, device, args.train_steps, args.train_batch, 1.0, loaders)

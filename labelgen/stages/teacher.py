@@ -174,7 +174,8 @@ class ModelTeacher:
 
     Attributes:
         preferred_batch: crops per :meth:`batch` call the chain should use:
-            :data:`GPU_BATCH` when onnxruntime runs the model on a GPU, else
+            :data:`GPU_BATCH` when the model runs on a GPU (onnxruntime's CUDA provider for
+            ONNX, PyTorch's CUDA for TorchScript), else
             :data:`CPU_BATCH` (on a CPU a large batch is no faster and its
             activations cost memory: 1.8 GiB peak at 32 crops against
             0.16 GiB at 1, ``benchmarks/teacher_memory.py``).
@@ -223,16 +224,20 @@ class ModelTeacher:
         return lambda batch: session.run(None, {input_name: batch})[0]
 
     def _torchscript_runner(self):
+        """On the GPU when PyTorch sees one (no onnxruntime-gpu needed), else on the CPU."""
         import torch
 
+        device = "cuda" if torch.cuda.is_available() else "cpu"
         try:
-            module = torch.jit.load(str(self.path), map_location="cpu").eval()
+            module = torch.jit.load(str(self.path), map_location=device).eval()
         except Exception as error:  # torch raises RuntimeError or pickle errors for non-TorchScript files
             raise TeacherModelError(f"{self.path} is not a TorchScript model: {error}") from None
+        if device == "cuda":
+            self.preferred_batch = GPU_BATCH
 
         def run(batch: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
-                return module(torch.from_numpy(batch)).float().numpy()
+                return module(torch.from_numpy(batch).to(device)).float().cpu().numpy()
         return run
 
     def _check_output(self) -> None:

@@ -31,13 +31,21 @@ def test_without_cuda_it_says_so_in_one_line_and_exits_0(tmp_path):
 
 @pytest.mark.slow
 def test_every_measurement_runs_on_the_cpu_and_lands_in_the_json(tmp_path):
-    out = tmp_path / "gpu.json"
+    import torch
+
+    from train.models import create_model
+
+    out, scripted = tmp_path / "gpu.json", tmp_path / "teacher.pt"
+    torch.jit.trace(create_model("faceoccnet", width=0.25).eval(), torch.zeros(1, 3, 128, 128)).save(str(scripted))
     subprocess.run([sys.executable, str(REPO / "benchmarks/gpu.py"), "--allow-cpu", "--images", "4", "--workers", "1",
-                    "--train-steps", "2", "--train-batch", "2", "--repeats", "1", "--out", str(out)],
+                    "--train-steps", "2", "--train-batch", "2", "--repeats", "1", "--out", str(out),
+                    "--torchscript-teacher", str(scripted)],
                    check=True, capture_output=True, timeout=600)
     report = json.loads(out.read_text())
-    assert report["labelling"]["images"] == 4 and sum(report["labelling"]["status_counts"].values()) == 4
-    assert report["labelling"]["images_per_s"] > 0
+    for labelling in report["labelling"], report["labelling_torchscript_teacher"]:
+        assert labelling["images"] == 4 and sum(labelling["status_counts"].values()) == 4
+        assert labelling["images_per_s"] > 0
+    assert "--teacher" in report["labelling_torchscript_teacher"]["command"]
     assert report["teacher"]["ms_per_crop_batch1"] > 0 and report["teacher"]["ms_per_crop_batch4"] > 0
     full, teacher_width = report["inference_width1.0"], report["inference_width0.5"]
     assert full["parameters"] > 1_000_000 and full["parameters"] > 3 * teacher_width["parameters"]  # ~4x: width²

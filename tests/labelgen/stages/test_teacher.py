@@ -4,8 +4,8 @@ import torch
 
 from labelgen.sample import sample_image, sample_occluder_mask
 from labelgen.stages.crop import crop_labels
-from labelgen.stages.teacher import (ClassicalTeacher, HullTeacher, ModelTeacher, fill_small_holes,
-                                     inner_face_region, to_network_input)
+from labelgen.stages.teacher import (CPU_BATCH, GPU_BATCH, ClassicalTeacher, HullTeacher, ModelTeacher,
+                                     fill_small_holes, inner_face_region, onnx_providers, to_network_input)
 from labelgen.teachers import load_teacher
 
 
@@ -42,6 +42,9 @@ def test_model_teacher_follows_the_documented_convention(exported, name):
     expected = (network_input[0, 0] - network_input[0, 1] > 0) & hull
     np.testing.assert_array_equal(visible, expected)
     assert 0.2 < visible[hull].mean() < 0.8
+    # Batches of crops only where the model runs on a GPU: PyTorch's CUDA for TorchScript, onnxruntime's for ONNX.
+    on_gpu = torch.cuda.is_available() if name.endswith(".pt") else "CUDAExecutionProvider" in onnx_providers()
+    assert teacher.preferred_batch == (GPU_BATCH if on_gpu else CPU_BATCH)
 
 
 def test_load_teacher_rejects_unknown_names_and_missing_files(tmp_path):
