@@ -30,6 +30,25 @@ SELECTIONS = ("best", "last")
 # mean log-loss, and the distillation term is a per-pixel mean log-loss too, so 10 weighs them alike.
 DEFAULT_DISTILL_WEIGHT = 10.0
 
+# DataLoader workers per process when --num-workers is not given. On a CPU the loaders share the cores with
+# the training step, so few; on a GPU the step is fast and the loaders are the limit (an H200 with 16 cores:
+# 837 images/s with 4, 1,147 with 12, docs/benchmarks.md), so one per core, up to 12 (the most measured).
+CPU_LOADER_WORKERS = 2
+GPU_LOADER_WORKERS_MAX = 12
+
+
+def default_loader_workers(device_type: str, cores: int, processes: int = 1) -> int:
+    """DataLoader workers per training process: ``CPU_LOADER_WORKERS`` off CUDA; on CUDA, the cores per process.
+
+    Example:
+        >>> default_loader_workers("cpu", 16), default_loader_workers("cuda", 16), default_loader_workers("cuda", 16, 4)
+        (2, 12, 4)
+    """
+    if device_type != "cuda":
+        return CPU_LOADER_WORKERS
+    return max(CPU_LOADER_WORKERS, min(GPU_LOADER_WORKERS_MAX, cores // max(1, processes)))
+
+
 # The options a run records and ``--resume`` keeps: ``(default of a new run, value for a run
 # saved before the option existed)``. The second is what such a run did, so it resumes unchanged.
 RESUMED_OPTIONS = {
@@ -94,7 +113,7 @@ class TrainConfig:
             whole epoch (no selection on validation). With ``"last"`` and a flat schedule nothing
             reads validation, so none is run.
         image_size: Network input side for LFW Part Labels (the store's crop size otherwise).
-        num_workers: DataLoader workers per process.
+        num_workers: DataLoader workers per process; ``None``: :func:`default_loader_workers` for the device.
         buffer_size: Shuffle buffer of the store reader, in samples.
         seed: Seed of the initialisation, data order and augmentation.
         device: ``"auto"`` (cuda > mps > cpu) or a torch device string.
@@ -154,7 +173,7 @@ class TrainConfig:
     schedule: str | None = None
     select: str | None = None
     image_size: int = 128
-    num_workers: int = 2
+    num_workers: int | None = None
     buffer_size: int = DEFAULT_BUFFER
     seed: int = 0
     device: str = "auto"

@@ -178,3 +178,14 @@ def test_init_weights_starts_from_a_checkpoint_with_a_fresh_optimiser(store, tmp
     with pytest.raises(ValueError, match="width"):
         Trainer(TrainConfig(out=str(tmp_path / "third"), labels=str(store), init_weights=str(first),
                             **{**TINY, "width": 0.25}))
+
+
+def test_loader_workers_left_unset_are_chosen_by_the_device_and_recorded(store, tmp_path):
+    import torch
+
+    from train.config import default_loader_workers
+
+    out = tmp_path / "run"
+    train(TrainConfig(out=str(out), labels=str(store), max_steps=1, device="cpu", **{**TINY, "num_workers": None}))
+    assert json.loads((out / "config.json").read_text())["num_workers"] == default_loader_workers("cpu", 2) == 2
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["config"]["num_workers"] == 2

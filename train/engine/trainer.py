@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import random
 import signal
 import sys
@@ -31,7 +32,7 @@ from labelgen.run_lock import FolderLock
 from train.checkpoint import (CheckpointError, describe_model, first_sentence, load_checkpoint,
                               load_start_checkpoint, load_start_weights, load_weights, resolve_checkpoint,
                               restore_failure, rng_state, save_checkpoint, set_rng_state)
-from train.config import TrainConfig, check_compatible, resolve_defaults
+from train.config import TrainConfig, check_compatible, default_loader_workers, resolve_defaults
 from train.distributed import (DistEnv, any_rank, autocast_dtype, gather_objects, init_distributed, reduce_mean,
                                select_device)
 from train.engine.logs import MetricsLog, plot_metrics
@@ -107,6 +108,9 @@ class Trainer:
         if config.init_weights and not resume:
             start = load_start_checkpoint(config.init_weights, config.to_dict())
         resolve_defaults(config, payload["config"] if payload is not None else None)
+        if config.num_workers is None:  # not given: by the device this process trains on (and its cores)
+            config.num_workers = default_loader_workers(self.device.type, os.cpu_count() or 1,
+                                                        int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
         seed_everything(config.seed + self.env.rank)  # ranks differ in dropout, agree in init (DDP broadcasts)
         self.data = TrainingData(config, self.env)
         self.model = create_model(config.model, num_classes=config.num_classes, width=config.width,
