@@ -116,7 +116,7 @@ def _out_of_space(error: OSError, out: Path) -> str:
               help="Input side for LFW Part Labels (a store's crop size is used as stored).")
 @click.option("--num-workers", type=click.IntRange(0), default=None,
               help="DataLoader workers per process.  [default: 2 on a CPU; on a GPU one per core, up to 12: "
-                   "there the loaders, not the GPU, set the pace]")
+                   "there the loaders, not the GPU, set the pace; --resume keeps the run's own]")
 @click.option("--buffer-size", default=1024, show_default=True, help="Shuffle buffer of the store reader (samples).")
 @click.option("--seed", default=0, show_default=True, help="Seed of init, data order and flips.")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda > mps > cpu), or e.g. cpu, cuda:1.")

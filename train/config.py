@@ -113,7 +113,8 @@ class TrainConfig:
             whole epoch (no selection on validation). With ``"last"`` and a flat schedule nothing
             reads validation, so none is run.
         image_size: Network input side for LFW Part Labels (the store's crop size otherwise).
-        num_workers: DataLoader workers per process; ``None``: :func:`default_loader_workers` for the device.
+        num_workers: DataLoader workers per process; ``None``: a resumed run's own, else
+            :func:`default_loader_workers` for the device.
         buffer_size: Shuffle buffer of the store reader, in samples.
         seed: Seed of the initialisation, data order and augmentation.
         device: ``"auto"`` (cuda > mps > cpu) or a torch device string.

@@ -189,3 +189,9 @@ def test_loader_workers_left_unset_are_chosen_by_the_device_and_recorded(store, 
     train(TrainConfig(out=str(out), labels=str(store), max_steps=1, device="cpu", **{**TINY, "num_workers": None}))
     assert json.loads((out / "config.json").read_text())["num_workers"] == default_loader_workers("cpu", 2) == 2
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["config"]["num_workers"] == 2
+    # Resumed without the option, a run keeps its own count: the order a store is read in depends on it.
+    other = tmp_path / "other"
+    train(TrainConfig(out=str(other), labels=str(store), max_steps=1, device="cpu", **TINY))  # num_workers 0
+    train(TrainConfig(out=str(other), labels=str(store), max_steps=2, device="cpu", **{**TINY, "num_workers": None}),
+          resume=str(other))
+    assert json.loads((other / "config.json").read_text())["num_workers"] == 0

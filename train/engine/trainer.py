@@ -108,9 +108,11 @@ class Trainer:
         if config.init_weights and not resume:
             start = load_start_checkpoint(config.init_weights, config.to_dict())
         resolve_defaults(config, payload["config"] if payload is not None else None)
-        if config.num_workers is None:  # not given: by the device this process trains on (and its cores)
-            config.num_workers = default_loader_workers(self.device.type, os.cpu_count() or 1,
-                                                        int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        if config.num_workers is None:  # not given: a resumed run keeps its own (a store's data order depends on
+            # it), a new run gets the device's default
+            saved = payload["config"].get("num_workers") if payload is not None else None
+            config.num_workers = saved if saved is not None else default_loader_workers(
+                self.device.type, os.cpu_count() or 1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
         seed_everything(config.seed + self.env.rank)  # ranks differ in dropout, agree in init (DDP broadcasts)
         self.data = TrainingData(config, self.env)
         self.model = create_model(config.model, num_classes=config.num_classes, width=config.width,
