@@ -240,5 +240,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"gpu_check: wrote {args.out}")
     return 0
 
+
 if __name__ == "__main__":
     sys.exit(main())

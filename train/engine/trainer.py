@@ -108,8 +108,9 @@ class Trainer:
         if config.init_weights and not resume:
             start = load_start_checkpoint(config.init_weights, config.to_dict())
         resolve_defaults(config, payload["config"] if payload is not None else None)
-        if config.num_workers is None:  # not given: a resumed run keeps its own (a store's data order depends on
-            # it), a new run gets the device's default
+        # --num-workers not given: a resumed run keeps its own (a store's data order depends on it), a new run
+        # gets the device's default.
+        if config.num_workers is None:
             saved = payload["config"].get("num_workers") if payload is not None else None
             config.num_workers = saved if saved is not None else default_loader_workers(
                 self.device.type, os.cpu_count() or 1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
