@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from labelgen.chain import DEFAULT_DETECTOR
-from labelgen.run.cluster import DEFAULT_DASHBOARD
+from labelgen.run.cluster import DEFAULT_DASHBOARD, default_local_workers
 from labelgen.eval.cli import COMMANDS as EVALUATION_COMMANDS
 from labelgen.stages.decode import DEFAULT_MAX_PIXELS
 from labelgen.stages.faces import DETECTORS, SMALL_FACE_FRACTION
@@ -221,7 +221,8 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
               help="Images per shard (one Dask task each). Default: min(256, images / (4 x workers x threads)), "
                    "so every worker gets several shards; a resumed store keeps the size it was made with.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the manifest's shuffle.")
-@click.option("--workers", default=2, show_default=True, help="Local Dask worker processes.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Local Dask worker processes.  [default: one per core, as many as get 2 GiB of memory each]")
 @click.option("--threads-per-worker", default=1, show_default=True,
               help="Threads per worker (each thread loads its own models).")
 @click.option("--scheduler", default=None, help="Join an existing Dask cluster, e.g. tcp://10.0.0.1:8786.")
@@ -265,6 +266,7 @@ def run(source_name, root, source_options, out, teacher, detector, crop_size, ma
         raise click.UsageError("--dashboard is the local cluster's; a --scheduler cluster has its own "
                                "('dask scheduler --dashboard-address'), and --serial runs no cluster")
     part_of = _parse_part(part)
+    workers = workers or default_local_workers()
     # Settings not given: like --shard-size, the store's own when resuming (so the same command resumes).
     stored = {} if overwrite else stored_settings(out)
     teacher = _check_teacher(teacher or stored.get("teacher") or DEFAULT_TEACHER)

@@ -20,6 +20,31 @@ from labelgen.run.signals import dask_setup
 
 DEFAULT_DASHBOARD = "127.0.0.1:8787"  # --dashboard without an address: this host only (tunnel to it with ssh -L)
 ALLOWED_FAILURES = 0  # a task whose worker died fails with KilledWorker (Dask's default: 3 more tries)
+# Memory per local worker that --workers' default keeps: the room --max-pixels' default is sized for
+# (docs/labelling.md); the local cluster splits the machine's memory evenly among its workers.
+WORKER_MEMORY = 2 * 2**30
+
+
+def default_local_workers(cores: int | None = None, memory: int | None = None) -> int:
+    """Local workers when ``--workers`` is not given: one per core, as many as get ``WORKER_MEMORY`` each.
+
+    Labelling is CPU-bound (on a GPU machine too: docs/benchmarks.md), so every core should label.
+
+    Args:
+        cores: the cores this process may use (default: Dask's count, which honours affinity and cgroup quotas).
+        memory: bytes of memory (default: the machine's total, which the local cluster divides).
+
+    Example:
+        >>> default_local_workers(cores=16, memory=64 * 2**30), default_local_workers(cores=16, memory=24 * 2**30)
+        (16, 12)
+    """
+    if cores is None:
+        from dask.system import CPU_COUNT as cores
+    if memory is None:
+        import psutil
+
+        memory = psutil.virtual_memory().total
+    return max(1, min(cores, memory // WORKER_MEMORY))
 
 
 def start_local_cluster(workers: int, threads_per_worker: int, dashboard: str | None = None):

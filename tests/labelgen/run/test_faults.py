@@ -520,6 +520,19 @@ def test_the_default_shard_size_fits_the_corpus_and_the_cluster_and_resume_keeps
     again = CliRunner().invoke(main, common + ["--workers", "8"])  # another cluster size: same store
     assert again.exit_code == 0 and "shards of 5, 7 to do" in again.output
     assert Job("sample", None, shard_size=None).sized(10**6, 16).shard_size == 256
+
+
+def test_without_workers_the_local_cluster_takes_one_per_core_within_memory(tmp_path):
+    from labelgen.run.cluster import WORKER_MEMORY, default_local_workers
+
+    out = tmp_path / "labels.zarr"
+    made = CliRunner().invoke(main, ["run", "--source", "sample", "--teacher", "hull", "--out", str(out),
+                                     "--prepare-only"])
+    assert made.exit_code == 0, made.output
+    assert LabelStore(out).shard_size == -(-34 // (4 * default_local_workers()))  # sized for that many workers
+    assert default_local_workers(cores=8, memory=64 * 2**30) == 8  # cores bound it
+    assert default_local_workers(cores=64, memory=10 * WORKER_MEMORY + 1) == 10  # memory bounds it
+    assert default_local_workers(cores=4, memory=WORKER_MEMORY // 2) == 1  # never none
     assert Job("sample", None, shard_size=None).sized(3, 16).shard_size == 1
 
 
