@@ -39,7 +39,9 @@ def default_local_workers(cores: int | None = None, memory: int | None = None) -
         (16, 12)
     """
     if cores is None:
-        from dask.system import CPU_COUNT as cores
+        from dask.system import CPU_COUNT
+
+        cores = CPU_COUNT
     if memory is None:
         import psutil
 
