@@ -62,6 +62,9 @@ RESUMED_OPTIONS = {
     "select": ("best", "best"),
     "distill": (None, None),
     "distill_weight": (DEFAULT_DISTILL_WEIGHT, DEFAULT_DISTILL_WEIGHT),
+    # A store's data order depends on the loader count. A new run's default depends on the device, so the
+    # trainer passes it (default_loader_workers); without one, the CPU's.
+    "num_workers": (CPU_LOADER_WORKERS, CPU_LOADER_WORKERS),
 }
 
 
@@ -113,8 +116,8 @@ class TrainConfig:
             whole epoch (no selection on validation). With ``"last"`` and a flat schedule nothing
             reads validation, so none is run.
         image_size: Network input side for LFW Part Labels (the store's crop size otherwise).
-        num_workers: DataLoader workers per process; ``None``: a resumed run's own, else
-            :func:`default_loader_workers` for the device.
+        num_workers: DataLoader workers per process; ``None``: a resumed run's own, else the device's
+            (:func:`default_loader_workers`, which the trainer passes to :func:`resolve_defaults`).
         buffer_size: Shuffle buffer of the store reader, in samples.
         seed: Seed of the initialisation, data order and augmentation.
         device: ``"auto"`` (cuda > mps > cpu) or a torch device string.
@@ -200,10 +203,11 @@ def store_paths(labels: str | Sequence[str]) -> list[str]:
     return [labels] if isinstance(labels, (str, Path)) else [str(p) for p in labels]
 
 
-def resolve_defaults(config: TrainConfig, saved: dict | None) -> None:
+def resolve_defaults(config: TrainConfig, saved: dict | None, new_run_defaults: dict | None = None) -> None:
     """Fills the options of :data:`RESUMED_OPTIONS` left ``None``.
 
-    A new run (``saved`` is ``None``) gets each option's default; a resumed run keeps its
+    A new run (``saved`` is ``None``) gets each option's default (``new_run_defaults`` first: the ones
+    that depend on the machine, such as ``num_workers``); a resumed run keeps its
     checkpoint's value, and a checkpoint from before an option existed resumes as it was
     trained (no augmentation, component blobs, the plateau schedule, ...). Options given
     again (not ``None``) win. Unknown choices are refused.
@@ -211,13 +215,14 @@ def resolve_defaults(config: TrainConfig, saved: dict | None) -> None:
     Args:
         config: The run's settings, changed in place.
         saved: The resumed checkpoint's config, or ``None`` for a new run.
+        new_run_defaults: Defaults of a new run that replace :data:`RESUMED_OPTIONS`' own.
 
     Raises:
         ValueError: A choice that is not one of its option's.
     """
     for key, (new_run, old_run) in RESUMED_OPTIONS.items():
         if getattr(config, key) is None:
-            value = new_run if saved is None else saved.get(key)
+            value = (new_run_defaults or {}).get(key, new_run) if saved is None else saved.get(key)
             setattr(config, key, old_run if value is None else value)
     for key, choices in (("consensus_mode", CONSENSUS_MODES), ("blobs", BLOB_KINDS), ("schedule", SCHEDULES),
                          ("select", SELECTIONS)):

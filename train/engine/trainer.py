@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from dask.system import CPU_COUNT  # the cores this process may use (affinity, cgroup quotas)
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -107,13 +108,8 @@ class Trainer:
         start = None  # --init-weights: checked before any data is read, put into the model once it is made
         if config.init_weights and not resume:
             start = load_start_checkpoint(config.init_weights, config.to_dict())
-        resolve_defaults(config, payload["config"] if payload is not None else None)
-        # --num-workers not given: a resumed run keeps its own (a store's data order depends on it), a new run
-        # gets the device's default.
-        if config.num_workers is None:
-            saved = payload["config"].get("num_workers") if payload is not None else None
-            config.num_workers = saved if saved is not None else default_loader_workers(
-                self.device.type, os.cpu_count() or 1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        loaders = default_loader_workers(self.device.type, CPU_COUNT, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        resolve_defaults(config, payload["config"] if payload is not None else None, {"num_workers": loaders})
         seed_everything(config.seed + self.env.rank)  # ranks differ in dropout, agree in init (DDP broadcasts)
         self.data = TrainingData(config, self.env)
         self.model = create_model(config.model, num_classes=config.num_classes, width=config.width,
