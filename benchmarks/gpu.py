@@ -98,14 +98,10 @@ def photo_folder(folder: Path, count: int) -> str:
     return origin
 
 
-def measure_labelling(work: Path, images: int, workers: int, teacher: Path | None = None) -> dict:
-    """Section 1: the whole labelling job (with ``teacher``, a model file, else the default); images/s, statuses.
-
-    The photos are made once and shared; each teacher writes its own store (the default's: ``labels.zarr``).
-    """
-    photos = work / "photos"
-    origin = photo_folder(photos, images) if not photos.exists() else (work / "photos.origin").read_text()
-    (work / "photos.origin").write_text(origin)
+def measure_labelling(work: Path, photos: Path, origin: str, workers: int, teacher: Path | None = None) -> dict:
+    """Section 1: the whole labelling job over ``photos`` (with ``teacher``, a model file, else the default);
+    images/s and the status counts. Each teacher writes its own store (the default's: ``labels.zarr``)."""
+    images = sum(1 for _ in photos.iterdir())
     store = work / ("labels.zarr" if teacher is None else f"labels_{teacher.stem}.zarr")
     command = [*tool("labelgen", "labelgen.cli"), "run", "--source", "folder", "--root", str(photos),
                "--out", str(store), "--workers", str(workers)]
@@ -222,9 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"gpu_check: {line}", flush=True)
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
         work = Path(tmp)
-        labelled = section(report, "labelling", measure_labelling, work, args.images, args.workers)
+        photos = work / "photos"
+        origin = photo_folder(photos, args.images)
+        labelled = section(report, "labelling", measure_labelling, work, photos, origin, args.workers)
         if args.torchscript_teacher:  # the teacher on PyTorch's CUDA, where onnxruntime has no CUDA provider
-            section(report, "labelling_torchscript_teacher", measure_labelling, work, args.images, args.workers,
+            section(report, "labelling_torchscript_teacher", measure_labelling, work, photos, origin, args.workers,
                     args.torchscript_teacher.resolve())
         section(report, "teacher", measure_teacher, providers, (32, 128) if torch_cuda else (1, 4), args.repeats)
         batches = (1, 64) if torch_cuda else (1, 2)
