@@ -153,9 +153,12 @@ def test_the_store_records_the_teacher_name_and_file_hash(tmp_path):
     assert store.attrs["job"]["config"]["teacher"] == DEFAULT_TEACHER  # a name, so resume works on any machine
 
 
-def guarded_runs() -> list[tuple[str, str | None]]:
-    """(teacher, photometric variant or None) for every quality guard number in the registry."""
-    return [(name, variant) for name, teacher in shipped_teachers().items()
+def guarded_runs() -> list:
+    """(teacher, photometric variant or None) for every quality guard number in the registry. The default
+    teacher's run in the default suite; the others' (v1: 12 s each, flip-averaged float) with ``-m slow``,
+    which .ci/run runs as well."""
+    return [pytest.param(name, variant, marks=() if name == DEFAULT_TEACHER else pytest.mark.slow)
+            for name, teacher in shipped_teachers().items()
             for variant in (None, *teacher.quality_guard.get("variants", {}))]
 
 
